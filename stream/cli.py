@@ -1,0 +1,98 @@
+"""The ``segstream`` command line: one subcommand per process or operation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from stream.config import Settings
+
+
+def _collector(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.ingest.collector import run
+
+    return run(settings)
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.worker.app import run
+
+    return run(settings)
+
+
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.serving.api import run
+
+    return run(settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.supervisor import run_all
+
+    return run_all(settings, start_services=not args.no_services)
+
+
+def _services(args: argparse.Namespace, settings: Settings) -> int:
+    from stream import services
+
+    return services.command(args.action, settings)
+
+
+def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.rules import RuleError, load_rules
+
+    paths = args.paths or [str(settings.rules_dir)]
+    failed = False
+    for path in paths:
+        try:
+            ruleset = load_rules(path)
+        except RuleError as exc:
+            print(exc, file=sys.stderr)
+            failed = True
+        else:
+            print(f"{path}: {len(ruleset.segments)} segments OK ({', '.join(sorted(ruleset.segments))})")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand and its help."""
+    parser = argparse.ArgumentParser(
+        prog="segstream",
+        description="Real-time behavioral customer segmentation on Kafka, faust and Redis.",
+        epilog="Configuration comes from environment variables (KAFKA_BOOTSTRAP, REDIS_URL, SEGSTREAM_*); see README.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace, Settings], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    add("collector", _collector, "Serve Segment's HTTP Tracking API and write accepted events to Kafka.")
+    add("worker", _worker, "Consume events, keep profiles in Redis, evaluate rules, publish segment changes.")
+    add("api", _api, "Serve the query API: profiles, memberships, segments and their members.")
+    run = add(
+        "run",
+        _run,
+        "Run collector, worker and API together (starting local Kafka and Redis unless KAFKA_BOOTSTRAP/REDIS_URL are set).",
+    )
+    run.add_argument("--no-services", action="store_true", help="never start local Kafka/Redis")
+    services = add("services", _services, "Start, stop or inspect the local Kafka broker (Tansu) and redis-server.")
+    services.add_argument("action", choices=["up", "down", "status"])
+    rules = sub.add_parser("rules", help="Work with rule files.", description="Work with rule files.")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    check = rules_sub.add_parser("check", help="Validate rule files and report every error with file, rule and field.")
+    check.add_argument("paths", nargs="*", help="rule files or directories (default: SEGSTREAM_RULES)")
+    check.set_defaults(func=_rules_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``segstream`` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args, Settings()) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""All configuration in one place, read from environment variables.
+
+Every setting has a documented default; the README lists them. Kafka and Redis
+locations use the conventional names ``KAFKA_BOOTSTRAP`` and ``REDIS_URL``; the
+rest are ``SEGSTREAM_*``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_KAFKA = "127.0.0.1:19092"
+LOCAL_REDIS = "redis://127.0.0.1:16379/0"
+
+
+class Settings(BaseSettings):
+    """segstream settings; construct with ``Settings()`` to read the environment."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap: str = Field(LOCAL_KAFKA, validation_alias="KAFKA_BOOTSTRAP")
+    redis_url: str = Field(LOCAL_REDIS, validation_alias="REDIS_URL")
+    namespace: str = Field(
+        "segstream",
+        validation_alias="SEGSTREAM_NAMESPACE",
+        description="Prefix of topic names, the consumer group and Redis keys.",
+    )
+    rules_dir: Path = Field(Path("rules"), validation_alias="SEGSTREAM_RULES")
+    partitions: int = Field(8, ge=1, validation_alias="SEGSTREAM_PARTITIONS")
+    replication_factor: int = Field(1, ge=1, validation_alias="SEGSTREAM_REPLICATION")
+    state_dir: Path = Field(Path(".segstream"), validation_alias="SEGSTREAM_STATE_DIR")
+
+    collector_host: str = Field("127.0.0.1", validation_alias="SEGSTREAM_COLLECTOR_HOST")
+    collector_port: int = Field(8088, validation_alias="SEGSTREAM_COLLECTOR_PORT")
+    write_keys: str = Field(
+        "",
+        validation_alias="SEGSTREAM_WRITE_KEYS",
+        description="Comma-separated accepted write keys; empty accepts any non-empty key.",
+    )
+    produce_timeout_s: float = Field(5.0, gt=0, validation_alias="SEGSTREAM_PRODUCE_TIMEOUT")
+
+    api_host: str = Field("127.0.0.1", validation_alias="SEGSTREAM_API_HOST")
+    api_port: int = Field(8089, validation_alias="SEGSTREAM_API_PORT")
+
+    batch_max: int = Field(2000, ge=1, validation_alias="SEGSTREAM_BATCH_MAX")
+    batch_within_s: float = Field(0.02, gt=0, validation_alias="SEGSTREAM_BATCH_WITHIN")
+    session_timeout_s: float = Field(8.0, gt=0, validation_alias="SEGSTREAM_SESSION_TIMEOUT")
+    timer_tick_s: float = Field(0.1, gt=0, validation_alias="SEGSTREAM_TIMER_TICK")
+    history_max_events: int = Field(
+        1000,
+        ge=1,
+        validation_alias="SEGSTREAM_HISTORY_MAX",
+        description="Safety cap on events kept per customer inside the longest rule window.",
+    )
+
+    @property
+    def events_topic(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def changes_topic(self) -> str:
+        return f"{self.namespace}.segment-changes"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.namespace}.dead-letter"
+
+    @property
+    def consumer_group(self) -> str:
+        return f"{self.namespace}-worker"
+
+    @cached_property
+    def accepted_write_keys(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.write_keys.split(",") if k.strip())

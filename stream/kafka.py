@@ -1,0 +1,129 @@
+"""Thin Kafka edge: an asyncio-friendly confluent-kafka producer and topic administration.
+
+Every record segstream writes goes through :class:`AsyncProducer`, which resolves
+an awaitable only when the broker acknowledged the record (``acks=all``) or
+definitively failed it. The idempotent producer is off on purpose: some
+Kafka-protocol brokers (Tansu) do not implement ``InitProducerId``; segstream's
+exactly-once effect is built on per-customer offsets in Redis instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Iterable
+
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from stream.config import Settings
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka did not acknowledge a record in time; the caller must not report success."""
+
+
+def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """The librdkafka configuration segstream produces with (murmur2 keys, like Java clients)."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "acks": "all",
+        "enable.idempotence": False,
+        "partitioner": "murmur2_random",
+        "linger.ms": 2,
+        "message.timeout.ms": int(settings.produce_timeout_s * 1000),
+        "socket.keepalive.enable": True,
+    }
+    conf.update(extra)
+    return conf
+
+
+class AsyncProducer:
+    """confluent-kafka ``Producer`` whose deliveries are awaited from asyncio.
+
+    A daemon thread serves delivery callbacks; ``send`` returns once the broker
+    acknowledged the record and raises :class:`KafkaUnavailable` otherwise.
+
+    >>> producer = AsyncProducer(Settings())          # doctest: +SKIP
+    >>> await producer.send("topic", b"key", b"{}")   # doctest: +SKIP
+    """
+
+    def __init__(self, settings: Settings, **extra: Any) -> None:
+        self._producer = Producer(producer_config(settings, **extra))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    def send_nowait(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[None]:
+        """Queue one record; the returned future resolves on acknowledgement."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def delivered(err: KafkaError | None, _msg: Any) -> None:
+            loop.call_soon_threadsafe(_settle, future, err)
+
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=delivered)
+                return future
+            except BufferError:
+                # Local queue full: let the delivery thread drain it, then retry.
+                self._producer.poll(0.01)
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Produce one record and wait for the broker's acknowledgement."""
+        await self.send_nowait(topic, key, value)
+
+    async def send_many(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
+        """Produce records in order and wait until all are acknowledged."""
+        futures = [self.send_nowait(t, k, v) for t, k, v in records]
+        if futures:
+            await asyncio.gather(*futures)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush what is queued and stop the delivery thread."""
+        self._producer.flush(timeout)
+        self._stop.set()
+        self._thread.join(timeout)
+
+
+def _settle(future: asyncio.Future[None], err: KafkaError | None) -> None:
+    if future.done():
+        return
+    if err is None:
+        future.set_result(None)
+    else:
+        future.set_exception(KafkaUnavailable(f"Kafka did not acknowledge the record: {err.str()}"))
+
+
+def admin(settings: Settings) -> AdminClient:
+    """An AdminClient for the configured bootstrap servers."""
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+
+
+def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
+    """Create segstream's topics when missing (events, segment changes, dead letters)."""
+    client = admin(settings)
+    existing = set(client.list_topics(timeout=timeout).topics)
+    wanted = [settings.events_topic, settings.changes_topic, settings.dead_letter_topic]
+    new = [
+        NewTopic(name, settings.partitions, settings.replication_factor) for name in wanted if name not in existing
+    ]
+    if not new:
+        return
+    for name, future in client.create_topics(new, request_timeout=timeout).items():
+        try:
+            future.result(timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise KafkaUnavailable(f"cannot create topic {name!r} at {settings.kafka_bootstrap}: {exc}") from exc
+
+
+def topic_id(settings: Settings, topic: str, timeout: float = 15.0) -> str:
+    """The broker's id of ``topic``: it changes when a topic is deleted and created again."""
+    futures = admin(settings).describe_topics(TopicCollection([topic]), request_timeout=timeout)
+    return str(futures[topic].result(timeout).topic_id)

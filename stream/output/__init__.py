@@ -1,0 +1,1 @@
+"""Segment changes: deciding them and publishing them."""

@@ -1,0 +1,99 @@
+"""Segment changes: deciding them from verdicts, and their record on the outbound topic.
+
+Deciding is level-triggered: a customer's stored memberships are the last decided
+state, and every evaluation compares the rules' verdicts with them. Whatever was
+missed (a crash before deciding, a timer that fired late) is therefore decided at
+the next evaluation, and a change already decided is never decided again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol
+
+import orjson
+
+from stream.state.profile import Profile, iso, parse_time
+
+_ID_NAMESPACE = uuid.UUID("6f1f7c1e-51e3-4b0e-9d7a-5e6b2f0c9a11")
+
+#: Reason given when a member's segment is no longer in the rule set.
+REMOVED_REASON = "segment removed from the rules"
+
+
+class VerdictLike(Protocol):
+    """What deciding needs of a rule verdict."""
+
+    holds: bool
+    reason: str
+    deadline: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One ``entered``/``exited`` change of one customer's membership of one segment."""
+
+    customer_id: str
+    segment: str
+    change: str
+    at: int
+    seq: int
+    reason: str
+
+    @property
+    def id(self) -> str:
+        """Stable id: the same customer and seq always give the same id, so consumers can drop duplicates."""
+        return str(uuid.uuid5(_ID_NAMESPACE, f"{self.customer_id}\x00{self.seq}"))
+
+    def record(self) -> dict[str, Any]:
+        """The record published on the segment-changes topic."""
+        return {
+            "id": self.id,
+            "customer_id": self.customer_id,
+            "segment": self.segment,
+            "change": self.change,
+            "at": iso(self.at),
+            "seq": self.seq,
+            "reason": self.reason,
+        }
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.record())
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "Change":
+        """Inverse of :meth:`to_bytes`."""
+        d = orjson.loads(raw)
+        return cls(d["customer_id"], d["segment"], d["change"], parse_time(d["at"]), d["seq"], d["reason"])
+
+
+def decide(profile: Profile, verdicts: Mapping[str, VerdictLike], now: int) -> list[Change]:
+    """Compare verdicts with the profile's memberships; update them and return the changes.
+
+    Each change takes the next per-customer ``seq``. Segments the profile is in
+    but that have no verdict (removed from the rules) are exited.
+    """
+    changes: list[Change] = []
+    memberships = profile.memberships
+    for name in sorted(verdicts.keys() | memberships.keys()):
+        verdict = verdicts.get(name)
+        holds = verdict is not None and verdict.holds
+        if holds == (name in memberships):
+            continue
+        profile.seq += 1
+        if holds:
+            memberships[name] = now
+            kind = "entered"
+        else:
+            del memberships[name]
+            kind = "exited"
+        reason = verdict.reason if verdict is not None else REMOVED_REASON
+        changes.append(Change(profile.customer_id, name, kind, now, profile.seq, reason))
+    return changes
+
+
+def next_deadline(verdicts: Mapping[str, VerdictLike]) -> int | None:
+    """The earliest time any verdict could change without a new event."""
+    deadlines = [v.deadline for v in verdicts.values() if v.deadline is not None]
+    return min(deadlines) if deadlines else None

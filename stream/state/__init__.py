@@ -1,0 +1,1 @@
+"""Per-customer state: the profile (pure) and its Redis edge."""

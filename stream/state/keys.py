@@ -1,0 +1,73 @@
+"""The Redis key layout, in one place.
+
+``ns`` is ``SEGSTREAM_NAMESPACE`` (default ``segstream``). Every key of one
+customer carries the hash tag ``{<customer id>}`` so that, on Redis Cluster, they
+share a slot and one Lua script can change them atomically. Braces and ``%`` in
+customer ids are percent-encoded inside the tag.
+
+==============================  ======  ===================================================
+key                             type    content
+==============================  ======  ===================================================
+``ns:c:{cid}``                  hash    ``v``: version (CAS counter), ``s``: profile (orjson,
+                                        see ``stream.state.profile.Profile.to_bytes``)
+``ns:c:{cid}:o``                hash    outbox: change ``seq`` -> change record (orjson), kept
+                                        until Kafka acknowledged it
+``ns:seg:{segment}``            zset    current members (all score 0, so ordered by id for
+                                        cursor paging with ZRANGEBYLEX)
+``ns:timers:{p<n>}``            zset    customer id -> next deadline (epoch ms) of customers
+                                        on events-topic partition n
+``ns:pending:{p<n>}``           zset    ``[cid, seq]`` -> time the change was decided: changes
+                                        of partition n not yet confirmed published
+``ns:stats``                    hash    counters: ``events``, ``changes``, ``dead_letter:<reason>``…
+==============================  ======  ===================================================
+"""
+
+from __future__ import annotations
+
+
+def tag(customer_id: str) -> str:
+    """The hash tag of a customer (braces and % percent-encoded)."""
+    safe = customer_id.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+    return "{" + safe + "}"
+
+
+def profile(ns: str, customer_id: str) -> str:
+    """Hash holding a customer's version and profile."""
+    return f"{ns}:c:{tag(customer_id)}"
+
+
+def outbox(ns: str, customer_id: str) -> str:
+    """Hash of a customer's decided, not yet published changes."""
+    return f"{ns}:c:{tag(customer_id)}:o"
+
+
+def profile_pattern(ns: str) -> str:
+    """SCAN pattern matching every profile hash (and only those)."""
+    return f"{ns}:c:{{*}}"
+
+
+def customer_of(profile_key: str | bytes) -> str:
+    """The customer id a profile key belongs to (inverse of :func:`profile`)."""
+    key = profile_key.decode() if isinstance(profile_key, bytes) else profile_key
+    inner = key[key.index("{") + 1 : key.rindex("}")]
+    return inner.replace("%7D", "}").replace("%7B", "{").replace("%25", "%")
+
+
+def segment(ns: str, name: str) -> str:
+    """Sorted set of a segment's current members."""
+    return f"{ns}:seg:{{{name}}}"
+
+
+def timers(ns: str, partition: int) -> str:
+    """Sorted set of deadlines of the customers on one events-topic partition."""
+    return f"{ns}:timers:{{p{partition}}}"
+
+
+def pending(ns: str, partition: int) -> str:
+    """Sorted set of decided changes of one partition awaiting publication."""
+    return f"{ns}:pending:{{p{partition}}}"
+
+
+def stats(ns: str) -> str:
+    """Hash of counters."""
+    return f"{ns}:stats"

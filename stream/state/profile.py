@@ -1,0 +1,226 @@
+"""A customer's live profile and the pure functions that change it.
+
+A :class:`Profile` is plain data: traits, lifetime counters, the event history
+inside the longest window any rule needs, current segment memberships, the
+per-customer change sequence and the Kafka offsets already applied. The worker
+loads it from Redis, applies a batch of events with :func:`apply_events`,
+evaluates the rules and writes it back atomically (see ``stream.state.store``).
+Nothing here does I/O, so replay and tests use the very same code.
+
+All times are integer milliseconds since the Unix epoch, UTC.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+#: Event properties kept in history whatever the rules reference, so common
+#: commerce aggregates work for rules added later.
+STANDARD_PROPERTIES = frozenset(
+    {"revenue", "total", "value", "price", "quantity", "product_id", "sku", "category", "currency", "name"}
+)
+
+#: Event types that become history entries; identify/group/alias change the profile only.
+BEHAVIOUR_TYPES = frozenset({"track", "page", "screen"})
+
+
+@dataclass(slots=True)
+class Event:
+    """One history entry: event time, event name and the kept properties.
+
+    Track events are named by their ``event``; page and screen calls are named
+    ``page`` and ``screen`` and keep their ``name``/``category`` as properties.
+    """
+
+    ts: int
+    name: str
+    props: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Profile:
+    """Everything segstream knows about one customer."""
+
+    customer_id: str
+    traits: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    revenue: float = 0.0
+    first_seen: int | None = None
+    last_seen: int | None = None
+    history: list[Event] = field(default_factory=list)
+    memberships: dict[str, int] = field(default_factory=dict)
+    seq: int = 0
+    applied: dict[str, int] = field(default_factory=dict)
+    deadline: int | None = None
+    partition: int | None = None
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        """Serialise for Redis (compact orjson; history as ``[ts, name, props]`` triples)."""
+        doc = {
+            "id": self.customer_id,
+            "t": self.traits,
+            "c": self.counts,
+            "r": self.revenue,
+            "fs": self.first_seen,
+            "ls": self.last_seen,
+            "h": [[e.ts, e.name, e.props] if e.props else [e.ts, e.name] for e in self.history],
+            "m": self.memberships,
+            "q": self.seq,
+            "a": self.applied,
+            "d": self.deadline,
+            "p": self.partition,
+        }
+        if self.groups:
+            doc["g"] = self.groups
+        if self.aliases:
+            doc["al"] = self.aliases
+        return orjson.dumps(doc)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str) -> "Profile":
+        """Inverse of :meth:`to_bytes`."""
+        d = orjson.loads(raw)
+        return cls(
+            customer_id=d["id"],
+            traits=d["t"],
+            counts=d["c"],
+            revenue=d["r"],
+            first_seen=d["fs"],
+            last_seen=d["ls"],
+            history=[Event(h[0], h[1], h[2] if len(h) > 2 else {}) for h in d["h"]],
+            memberships=d["m"],
+            seq=d["q"],
+            applied=d["a"],
+            deadline=d["d"],
+            partition=d["p"],
+            groups=d.get("g", {}),
+            aliases=d.get("al", []),
+        )
+
+    def public(self) -> dict[str, Any]:
+        """The profile as the query API shows it (ISO times, no internals)."""
+        return {
+            "customer_id": self.customer_id,
+            "traits": self.traits,
+            "event_counts": self.counts,
+            "revenue": self.revenue,
+            "first_seen": iso(self.first_seen),
+            "last_seen": iso(self.last_seen),
+            "segments": sorted(self.memberships),
+            "groups": self.groups,
+            "aliases": self.aliases,
+            "recent_events": [{"at": iso(e.ts), "event": e.name, "properties": e.props} for e in self.history[-20:]],
+        }
+
+
+@dataclass(frozen=True)
+class HistoryPolicy:
+    """How much history a profile keeps: the rules' longest lookback and the properties they read."""
+
+    horizon_ms: int
+    properties: frozenset[str] = STANDARD_PROPERTIES
+    max_events: int = 1000
+
+
+def iso(ms: int | None) -> str | None:
+    """Epoch milliseconds as an ISO 8601 UTC string (``None`` stays ``None``)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: Any) -> int:
+    """An ISO 8601 string or epoch number as epoch milliseconds; naive times are UTC.
+
+    Raises ``ValueError`` naming the value when it is not a time.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if isinstance(value, (int, float)):
+        return int(value * 1000) if value < 1e11 else int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("Z") or text.endswith("z"):
+            text = text[:-1] + "+00:00"
+        dt = datetime.fromisoformat(text)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return int(dt.timestamp() * 1000)
+    raise ValueError(f"not a timestamp: {value!r}")
+
+
+def event_time(record: dict[str, Any]) -> int:
+    """The event time of a record on the events topic: ``ts`` (ms), else ``timestamp``, else ``receivedAt``."""
+    ts = record.get("ts")
+    if isinstance(ts, int) and not isinstance(ts, bool):
+        return ts
+    for key in ("timestamp", "receivedAt"):
+        if record.get(key) is not None:
+            return parse_time(record[key])
+    raise ValueError("record has neither 'ts', 'timestamp' nor 'receivedAt'")
+
+
+def history_name(record: dict[str, Any]) -> str:
+    """The name a behavioural record gets in history (see :class:`Event`)."""
+    kind = record["type"]
+    return record["event"] if kind == "track" else kind
+
+
+def revenue_of(props: dict[str, Any]) -> float:
+    """Revenue carried by an event, as Segment's e-commerce spec names it (``revenue``, else ``total``)."""
+    for key in ("revenue", "total"):
+        value = props.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            return float(value)
+    return 0.0
+
+
+def apply_event(profile: Profile, record: dict[str, Any], ts: int, policy: HistoryPolicy) -> None:
+    """Apply one validated events-topic record (with event time ``ts``) to ``profile`` in place."""
+    kind = record["type"]
+    traits = record.get("traits") or (record.get("context") or {}).get("traits")
+    if kind == "identify" and traits:
+        profile.traits.update(traits)
+    elif kind == "group":
+        profile.groups.setdefault(str(record["groupId"]), {}).update(record.get("traits") or {})
+    elif kind == "alias":
+        previous = str(record["previousId"])
+        if previous not in profile.aliases:
+            profile.aliases.append(previous)
+    if profile.first_seen is None or ts < profile.first_seen:
+        profile.first_seen = ts
+    if profile.last_seen is None or ts > profile.last_seen:
+        profile.last_seen = ts
+    if kind not in BEHAVIOUR_TYPES:
+        return
+    name = history_name(record)
+    props = dict(record.get("properties") or {})
+    if kind != "track" and record.get("name") is not None:
+        props.setdefault("name", record["name"])
+    if kind != "track" and record.get("category") is not None:
+        props.setdefault("category", record["category"])
+    profile.counts[name] = profile.counts.get(name, 0) + 1
+    profile.revenue += revenue_of(props)
+    kept = {k: v for k, v in props.items() if k in policy.properties and _scalar(v)}
+    bisect.insort(profile.history, Event(ts, name, kept), key=lambda e: e.ts)
+
+
+def trim_history(profile: Profile, now: int, policy: HistoryPolicy) -> None:
+    """Drop history older than the policy's horizon before ``now`` and beyond its size cap."""
+    cutoff = now - policy.horizon_ms
+    history = profile.history
+    start = bisect.bisect_left(history, cutoff, key=lambda e: e.ts)
+    start = max(start, len(history) - policy.max_events)
+    if start > 0:
+        del history[:start]
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))

@@ -1,0 +1,175 @@
+"""Redis edge of the worker: load profiles, commit them atomically, track timers and the outbox.
+
+The atomic step is one Lua script per customer (all keys under the customer's hash
+tag, so it runs on Redis Cluster too): it checks the profile version read before
+(optimistic concurrency), writes the new profile — whose applied Kafka offsets are
+the dedup mark — and appends the decided changes to the customer's outbox. State,
+dedup mark and outbox therefore change together or not at all. Keys that span
+customers (timers, pending markers, segment member sets) are updated around that
+step in an order that makes a crash at any point recoverable; see ``commit`` and
+``confirm_published``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import orjson
+import redis.asyncio as aioredis
+
+from stream.output.changes import Change
+from stream.state import keys
+from stream.state.profile import Profile
+
+_COMMIT = """
+local current = redis.call('HGET', KEYS[1], 'v') or '0'
+if current ~= ARGV[1] then return -1 end
+local version = tonumber(current) + 1
+redis.call('HSET', KEYS[1], 'v', version, 's', ARGV[2])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return version
+"""
+
+
+@dataclass
+class Loaded:
+    """A profile as read, with the version its commit must find unchanged."""
+
+    version: int
+    profile: Profile
+
+
+@dataclass
+class Commit:
+    """What one customer's atomic step writes."""
+
+    loaded: Loaded
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def customer_id(self) -> str:
+        return self.loaded.profile.customer_id
+
+
+class ProfileStore:
+    """Profiles, outbox, timers and membership sets of one namespace in Redis."""
+
+    def __init__(self, client: aioredis.Redis, namespace: str) -> None:
+        self.redis = client
+        self.ns = namespace
+        self._commit = client.register_script(_COMMIT)
+
+    async def load(self, customer_ids: Sequence[str]) -> dict[str, Loaded]:
+        """Read the profiles of ``customer_ids`` in one round trip (new customers get empty profiles)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for cid in customer_ids:
+            pipe.hmget(keys.profile(self.ns, cid), "v", "s")
+        rows = await pipe.execute()
+        out: dict[str, Loaded] = {}
+        for cid, (version, blob) in zip(customer_ids, rows):
+            profile = Profile.from_bytes(blob) if blob else Profile(customer_id=cid)
+            out[cid] = Loaded(int(version or 0), profile)
+        return out
+
+    async def commit(self, commits: Sequence[Commit], now: int) -> list[str]:
+        """Write each customer's profile and outbox atomically; return the ids whose version moved (retry them).
+
+        Pending markers for the outbox entries are written first, in their own
+        round trip, so no decided change can exist without a marker pointing at it.
+        """
+        marked = [c for c in commits if c.changes]
+        if marked:
+            pipe = self.redis.pipeline(transaction=False)
+            for c in marked:
+                partition = c.loaded.profile.partition or 0
+                pipe.zadd(
+                    keys.pending(self.ns, partition),
+                    {orjson.dumps([c.customer_id, ch.seq]): now for ch in c.changes},
+                )
+            await pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        for c in commits:
+            outbox_args: list[bytes | int] = []
+            for ch in c.changes:
+                outbox_args += [ch.seq, ch.to_bytes()]
+            await self._commit(
+                keys=[keys.profile(self.ns, c.customer_id), keys.outbox(self.ns, c.customer_id)],
+                args=[c.loaded.version, c.loaded.profile.to_bytes(), *outbox_args],
+                client=pipe,
+            )
+        results = await pipe.execute()
+        return [c.customer_id for c, r in zip(commits, results) if r == -1]
+
+    async def set_timers(self, profiles: Iterable[Profile]) -> None:
+        """Register each profile's next deadline on its partition's timer set (or drop it)."""
+        pipe = self.redis.pipeline(transaction=False)
+        count = 0
+        for p in profiles:
+            key = keys.timers(self.ns, p.partition or 0)
+            if p.deadline is None:
+                pipe.zrem(key, p.customer_id)
+            else:
+                pipe.zadd(key, {p.customer_id: p.deadline})
+            count += 1
+        if count:
+            await pipe.execute()
+
+    async def due(self, partition: int, now: int, limit: int = 500) -> list[str]:
+        """Customers of ``partition`` whose deadline is at or before ``now``."""
+        rows = await self.redis.zrangebyscore(keys.timers(self.ns, partition), "-inf", now, start=0, num=limit)
+        return [r.decode() for r in rows]
+
+    async def earliest_deadline(self, partitions: Iterable[int]) -> int | None:
+        """The earliest registered deadline over ``partitions``."""
+        pipe = self.redis.pipeline(transaction=False)
+        parts = list(partitions)
+        for p in parts:
+            pipe.zrange(keys.timers(self.ns, p), 0, 0, withscores=True)
+        rows = await pipe.execute() if parts else []
+        scores = [int(row[0][1]) for row in rows if row]
+        return min(scores) if scores else None
+
+    async def confirm_published(self, changes: Sequence[Change], partitions: dict[str, int]) -> None:
+        """After Kafka acknowledged ``changes``: update member sets, then clear outbox entries and markers."""
+        if not changes:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for ch in changes:
+            key = keys.segment(self.ns, ch.segment)
+            if ch.change == "entered":
+                pipe.zadd(key, {ch.customer_id: 0})
+            else:
+                pipe.zrem(key, ch.customer_id)
+        for ch in changes:
+            pipe.hdel(keys.outbox(self.ns, ch.customer_id), ch.seq)
+            pipe.zrem(keys.pending(self.ns, partitions.get(ch.customer_id, 0)), orjson.dumps([ch.customer_id, ch.seq]))
+        pipe.hincrby(keys.stats(self.ns), "changes", len(changes))
+        await pipe.execute()
+
+    async def stale_pending(self, partition: int, older_than: int, limit: int = 1000) -> list[tuple[str, int]]:
+        """Markers of ``partition`` decided before ``older_than`` (ms) and still unconfirmed."""
+        rows = await self.redis.zrangebyscore(keys.pending(self.ns, partition), "-inf", older_than, start=0, num=limit)
+        return [tuple(orjson.loads(r)) for r in rows]  # type: ignore[misc]
+
+    async def outbox_changes(self, markers: Sequence[tuple[str, int]]) -> list[Change | None]:
+        """The outbox entries the markers point at (``None`` where already published)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for cid, seq in markers:
+            pipe.hget(keys.outbox(self.ns, cid), seq)
+        rows = await pipe.execute()
+        return [Change.from_bytes(raw) if raw else None for raw in rows]
+
+    async def drop_markers(self, partition: int, markers: Sequence[tuple[str, int]]) -> None:
+        """Remove markers whose outbox entry is gone (published, or never committed)."""
+        if markers:
+            await self.redis.zrem(keys.pending(self.ns, partition), *[orjson.dumps(list(m)) for m in markers])
+
+    async def count(self, **counters: int) -> None:
+        """Add to the namespace's counters (``dead_letter:<reason>`` names allowed via ``**{}``)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name, n in counters.items():
+            if n:
+                pipe.hincrby(keys.stats(self.ns), name, n)
+        await pipe.execute()
+

@@ -1,0 +1,1 @@
+"""The faust worker: event batches in, profile updates and segment changes out."""

@@ -1,0 +1,153 @@
+"""The faust-streaming worker: an agent feeding event batches to the processor, and a timer task.
+
+Faust provides consumer-group membership, partition assignment and at-least-once
+offset commits (offsets are committed only after a batch was processed). State
+lives in Redis, not in faust Tables: changelog recovery relies on high
+watermarks, which some Kafka-protocol brokers (Tansu) report wrongly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import faust
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from stream.config import Settings
+from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics, topic_id
+from stream.rules import RuleError, load_rules
+from stream.state.store import ProfileStore
+from stream.worker.processor import Message, Processor, Rejected
+
+log = logging.getLogger("stream.worker")
+
+#: Failures of Redis or Kafka: the batch is retried until they answer again.
+TRANSIENT = (RedisError, KafkaUnavailable, ConnectionError, OSError)
+RECOVERY_INTERVAL_S = 5.0
+
+
+def faust_app(settings: Settings) -> faust.App:
+    """The faust App of the worker group (no tables, no web server)."""
+    return faust.App(
+        settings.consumer_group,
+        broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        web_enabled=False,
+        processing_guarantee="at_least_once",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=1.0,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        datadir=str(settings.state_dir / "faust"),
+    )
+
+
+async def retry_transient(step: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run ``step`` until it succeeds, waiting out Redis/Kafka outages with capped backoff."""
+    delay = 0.2
+    while True:
+        try:
+            await step()
+            return
+        except TRANSIENT as exc:
+            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def process_isolating(processor: Processor, messages: Sequence[Message]) -> None:
+    """Process a batch; if it hits a bug-level error, process one by one and dead-letter the culprits."""
+    try:
+        await retry_transient(lambda: processor.handle_batch(messages), "batch")
+        return
+    except Exception:  # noqa: BLE001 - isolated below, never swallowed
+        log.exception("batch of %d failed; isolating the failing records", len(messages))
+    for message in messages:
+        try:
+            await retry_transient(lambda m=message: processor.handle_batch([m]), "record")
+        except Exception as exc:  # noqa: BLE001 - dead-lettered with the reason
+            await retry_transient(
+                lambda m=message, e=exc: processor.dead_letter([(m, Rejected("processing_error", repr(e)))]),
+                "dead letter",
+            )
+
+
+def build(settings: Settings) -> faust.App:
+    """Load rules, prepare topics and wire the agent and timer task into a faust App."""
+    ruleset = load_rules(settings.rules_dir)
+    ensure_topics(settings)
+    epoch = topic_id(settings, settings.events_topic)
+    store = ProfileStore(aioredis.Redis.from_url(settings.redis_url), settings.namespace)
+    processor = Processor(settings, ruleset, store, AsyncProducer(settings), epoch)
+
+    app = faust_app(settings)
+    events = app.topic(
+        settings.events_topic,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+
+    def owned() -> list[int]:
+        try:
+            assignment = app.consumer.assignment()
+        except Exception:  # noqa: BLE001 - consumer not started yet
+            return []
+        return sorted(tp.partition for tp in assignment if tp.topic == settings.events_topic)
+
+    @app.agent(events, name="segstream-events")
+    async def consume(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            messages = [
+                Message(e.message.partition, e.message.offset, e.message.key, e.message.value) for e in batch
+            ]
+            await process_isolating(processor, messages)
+
+    @app.task
+    async def timers() -> None:
+        last_recovery = 0.0
+        while True:
+            partitions = owned()
+            if partitions:
+                await retry_transient(lambda: processor.fire_timers(partitions), "timers")
+                if time.monotonic() - last_recovery > RECOVERY_INTERVAL_S:
+                    last_recovery = time.monotonic()
+                    await retry_transient(lambda: processor.recover(partitions), "outbox recovery")
+            await asyncio.sleep(settings.timer_tick_s)
+
+    log.info(
+        "worker: %d segments from %s, events %s, changes %s, redis %s",
+        len(ruleset.segments),
+        settings.rules_dir,
+        settings.events_topic,
+        settings.changes_topic,
+        settings.redis_url,
+    )
+    return app
+
+
+def run(settings: Settings) -> int:
+    """``segstream worker``: run until SIGTERM/SIGINT; refuses to start on bad rules."""
+    logging.basicConfig(level=os.environ.get("SEGSTREAM_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        app = build(settings)
+    except RuleError as exc:
+        print(f"segstream worker: refusing to start, the rules are invalid:\n{exc}", file=sys.stderr)
+        return 2
+    except KafkaUnavailable as exc:
+        print(f"segstream worker: {exc}", file=sys.stderr)
+        return 3
+    worker = faust.Worker(app, loglevel=os.environ.get("SEGSTREAM_LOG_LEVEL", "info").lower(), quiet=True)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

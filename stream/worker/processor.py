@@ -1,0 +1,287 @@
+"""The worker's processing step, independent of faust: batch in, state and changes out.
+
+For a batch of raw Kafka messages the processor
+
+1. parses each one (a record it cannot use goes to the dead-letter topic with the reason);
+2. groups them by customer and loads those profiles in one Redis round trip;
+3. per customer, skips messages whose offset is already applied (redelivery after
+   a crash or rebalance), applies the rest, evaluates every rule at "now" and
+   decides the membership changes (``stream.output.changes.decide``);
+4. commits each customer atomically — profile, applied offsets, outbox — retrying
+   customers whose version moved meanwhile;
+5. registers each customer's next deadline with the partition's timers;
+6. publishes the decided changes and, once Kafka acknowledged them, updates the
+   segment member sets and clears the outbox.
+
+Timers and outbox recovery reuse steps 2–6 with no new events. Faust only feeds
+batches in (``stream.worker.app``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from stream.config import Settings
+from stream.kafka import AsyncProducer, KafkaUnavailable
+from stream.output.changes import Change
+from stream.rules import RuleSet
+from stream.state.profile import Profile, event_time, iso
+from stream.state.store import Commit, ProfileStore
+from stream.worker.step import advance
+
+log = logging.getLogger(__name__)
+
+KNOWN_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
+_REQUIRED = {"track": "event", "group": "groupId", "alias": "previousId"}
+_MAX_ATTEMPTS = 20
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A raw record of the events topic."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A parsed, usable event."""
+
+    record: dict[str, Any]
+    ts: int
+    partition: int
+    offset: int
+
+
+@dataclass
+class Work:
+    """What one customer's step processes: its partition and its new events (none for timers)."""
+
+    partition: int
+    items: list[Item] = field(default_factory=list)
+
+
+class Rejected(ValueError):
+    """A record that cannot be processed; ``reason`` is a short code for counters."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def parse(message: Message) -> tuple[str, Item]:
+    """The customer id and usable event of a message, or :class:`Rejected` saying why not."""
+    if not message.value:
+        raise Rejected("empty_value", "record has no value")
+    try:
+        record = orjson.loads(message.value)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected("invalid_json", f"value is not valid JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise Rejected("not_an_object", f"value is a JSON {type(record).__name__}, expected an object")
+    kind = record.get("type")
+    if kind not in KNOWN_TYPES:
+        raise Rejected("unknown_type", f"type {kind!r} is not one of {sorted(KNOWN_TYPES)}")
+    required = _REQUIRED.get(kind)
+    if required and not isinstance(record.get(required), (str, int)):
+        raise Rejected("missing_field", f"{kind} record has no {required!r}")
+    customer = _customer_id(message.key, record)
+    try:
+        ts = event_time(record)
+    except ValueError as exc:
+        raise Rejected("bad_timestamp", str(exc)) from None
+    return customer, Item(record, ts, message.partition, message.offset)
+
+
+def _customer_id(key: bytes | None, record: dict[str, Any]) -> str:
+    if key:
+        try:
+            return key.decode()
+        except UnicodeDecodeError:
+            raise Rejected("bad_key", "record key is not UTF-8") from None
+    for field_name in ("userId", "anonymousId"):
+        value = record.get(field_name)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+            return str(value)
+    raise Rejected("missing_customer_id", "record has no key, userId or anonymousId")
+
+
+def dead_letter_record(settings: Settings, message: Message, error: Rejected) -> bytes:
+    """The dead-letter topic's record for a rejected message (the original bytes kept intact)."""
+    value = message.value or b""
+    try:
+        text: str | None = value.decode()
+    except UnicodeDecodeError:
+        text = None
+    return orjson.dumps(
+        {
+            "reason": error.reason,
+            "error": str(error),
+            "topic": settings.events_topic,
+            "partition": message.partition,
+            "offset": message.offset,
+            "key": message.key.decode(errors="replace") if message.key else None,
+            "value": text,
+            "value_base64": None if text is not None else base64.b64encode(value).decode(),
+            "at": iso(now_ms()),
+        }
+    )
+
+
+class Processor:
+    """Applies event batches and fires timers for one worker process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ruleset: RuleSet,
+        store: ProfileStore,
+        producer: AsyncProducer,
+        epoch: str,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.settings = settings
+        self.ruleset = ruleset
+        self.policy = ruleset.policy(settings.history_max_events)
+        self.store = store
+        self.producer = producer
+        self.epoch = epoch
+        self.clock = clock
+        # One customer step at a time in this process: batches, timers and
+        # recovery interleave at await points and must publish in seq order.
+        self.lock = asyncio.Lock()
+
+    async def handle_batch(self, messages: Sequence[Message]) -> None:
+        """Process one poll batch (dead letters first, then customers)."""
+        work: dict[str, Work] = {}
+        dead: list[tuple[Message, Rejected]] = []
+        for message in messages:
+            try:
+                customer, item = parse(message)
+            except Rejected as exc:
+                dead.append((message, exc))
+                continue
+            work.setdefault(customer, Work(item.partition)).items.append(item)
+        if dead:
+            await self.dead_letter(dead)
+        async with self.lock:
+            await self._settle(work)
+        await self.store.count(events=len(messages) - len(dead))
+
+    async def fire_timers(self, partitions: Iterable[int]) -> int:
+        """Re-evaluate customers whose deadline has passed; returns how many."""
+        fired = 0
+        async with self.lock:
+            now = self.clock()
+            for partition in partitions:
+                due = await self.store.due(partition, now)
+                if due:
+                    await self._settle({cid: Work(partition) for cid in due})
+                    fired += len(due)
+        return fired
+
+    async def recover(self, partitions: Iterable[int], min_age_ms: int = 5000) -> int:
+        """Publish changes decided but not confirmed (the deciding process died); returns how many."""
+        published = 0
+        async with self.lock:
+            for partition in partitions:
+                markers = await self.store.stale_pending(partition, self.clock() - min_age_ms)
+                if not markers:
+                    continue
+                changes = await self.store.outbox_changes(markers)
+                found = [c for c in changes if c is not None]
+                gone = [m for m, c in zip(markers, changes) if c is None]
+                await self.store.drop_markers(partition, gone)
+                found.sort(key=lambda c: (c.customer_id, c.seq))
+                await self._publish(found, {c.customer_id: partition for c in found})
+                published += len(found)
+        if published:
+            log.warning("republished %d changes decided before a crash", published)
+        return published
+
+    async def _settle(self, work: dict[str, Work]) -> None:
+        todo = work
+        for _ in range(_MAX_ATTEMPTS):
+            now = self.clock()
+            loaded = await self.store.load(list(todo))
+            commits: list[Commit] = []
+            unchanged: list[Profile] = []
+            for cid, w in todo.items():
+                entry = loaded[cid]
+                if entry.version == 0 and not w.items:
+                    unchanged.append(Profile(cid, partition=w.partition))  # timer of a deleted profile: drop it
+                    continue
+                before = (entry.profile.deadline, entry.profile.partition)
+                fresh = self._unapplied(entry.profile, w)
+                changes = advance(entry.profile, ((i.record, i.ts) for i in fresh), now, self.ruleset, self.policy)
+                if fresh or changes or before != (entry.profile.deadline, entry.profile.partition):
+                    commits.append(Commit(entry, changes))
+                else:
+                    unchanged.append(entry.profile)
+            conflicts = set(await self.store.commit(commits, now)) if commits else set()
+            done = [c for c in commits if c.customer_id not in conflicts]
+            await self.store.set_timers([c.loaded.profile for c in done] + unchanged)
+            await self._publish(
+                [ch for c in done for ch in c.changes],
+                {c.customer_id: c.loaded.profile.partition or 0 for c in done},
+            )
+            if not conflicts:
+                return
+            todo = {cid: todo[cid] for cid in conflicts}
+        raise RuntimeError(f"customers {sorted(todo)[:5]} kept changing under this worker; is another one misconfigured?")
+
+    def _unapplied(self, profile: Profile, work: Work) -> list[Item]:
+        """The work's events not applied to ``profile`` before, marking them applied."""
+        profile.partition = work.partition
+        applied = profile.applied
+        prefix = f"{self.epoch}:"
+        for key in [k for k in applied if not k.startswith(prefix)]:
+            del applied[key]  # offsets of a deleted and re-created topic mean nothing now
+        fresh: list[Item] = []
+        for item in work.items:
+            key = f"{prefix}{item.partition}"
+            if item.offset > applied.get(key, -1):
+                applied[key] = item.offset
+                fresh.append(item)
+        return fresh
+
+    async def _publish(self, changes: list[Change], partitions: dict[str, int]) -> None:
+        if not changes:
+            return
+        topic = self.settings.changes_topic
+        try:
+            await self.producer.send_many((topic, ch.customer_id.encode(), ch.to_bytes()) for ch in changes)
+        except KafkaUnavailable as exc:
+            # Decided changes stay in the outbox; recovery publishes them later.
+            log.error("could not publish %d changes (kept in the outbox): %s", len(changes), exc)
+            return
+        await self.store.confirm_published(changes, partitions)
+
+    async def dead_letter(self, dead: list[tuple[Message, Rejected]]) -> None:
+        """Write rejected messages to the dead-letter topic with their reasons, and count them."""
+        topic = self.settings.dead_letter_topic
+        await self.producer.send_many(
+            (topic, m.key, dead_letter_record(self.settings, m, exc)) for m, exc in dead
+        )
+        counts: dict[str, int] = {}
+        for message, exc in dead:
+            name = f"dead_letter:{exc.reason}"
+            counts[name] = counts.get(name, 0) + 1
+            log.info("dead-lettered partition %d offset %d: %s", message.partition, message.offset, exc)
+        await self.store.count(**counts)

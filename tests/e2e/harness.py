@@ -1,0 +1,150 @@
+"""Helpers for end-to-end tests: real processes, real Kafka topics, real Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+from confluent_kafka import Consumer, TopicPartition
+
+from stream.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def free_port() -> int:
+    """A TCP port on loopback nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that make a child process use ``settings``."""
+    env = dict(os.environ)
+    env.update(
+        KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+        REDIS_URL=settings.redis_url,
+        SEGSTREAM_NAMESPACE=settings.namespace,
+        SEGSTREAM_RULES=str(settings.rules_dir),
+        SEGSTREAM_PARTITIONS=str(settings.partitions),
+        SEGSTREAM_COLLECTOR_PORT=str(settings.collector_port),
+        SEGSTREAM_API_PORT=str(settings.api_port),
+        SEGSTREAM_STATE_DIR=str(settings.state_dir),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@dataclass
+class Proc:
+    """A segstream subcommand run as a child process, its output kept in a log file."""
+
+    name: str
+    settings: Settings
+    args: list[str] = field(default_factory=list)
+    popen: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        return ARTIFACTS / f"{self.settings.namespace}-{self.name}.log"
+
+    def start(self) -> "Proc":
+        log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", *self.args],
+            env=settings_env(self.settings),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 15 s."""
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline, then reported
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc!r})")
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    """Wait until ``url`` answers HTTP 200."""
+    wait_until(lambda: urllib.request.urlopen(url, timeout=2).status == 200, timeout, f"{url} to answer")
+
+
+def http_json(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """One HTTP request with a JSON body; returns (status, decoded JSON body)."""
+    data = orjson.dumps(body) if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, orjson.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, orjson.loads(err.read() or b"null")
+
+
+class TopicReader:
+    """Reads every record of a topic from the beginning, without a consumer group."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.consumer = Consumer(
+            {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"reader-{topic}", "enable.auto.commit": False}
+        )
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in range(settings.partitions)])
+        self.records: list[dict[str, Any]] = []
+
+    def poll(self, seconds: float = 0.2) -> list[dict[str, Any]]:
+        """Fetch what arrived; returns all records read so far (values decoded as JSON)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            msg = self.consumer.poll(0.05)
+            if msg is None or msg.error():
+                continue
+            self.records.append(orjson.loads(msg.value()))
+        return self.records
+
+    def wait_for(self, predicate: Callable[[list[dict[str, Any]]], Any], timeout: float, what: str) -> Any:
+        """Poll until ``predicate(records)`` is truthy."""
+        return wait_until(lambda: predicate(self.poll()), timeout, what, interval=0)
+
+    def close(self) -> None:
+        self.consumer.close()

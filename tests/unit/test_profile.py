@@ -1,0 +1,84 @@
+"""Profile state transitions: pure, no services."""
+
+from __future__ import annotations
+
+from stream.state.profile import (
+    Event,
+    HistoryPolicy,
+    Profile,
+    apply_event,
+    event_time,
+    iso,
+    parse_time,
+    revenue_of,
+    trim_history,
+)
+
+POLICY = HistoryPolicy(horizon_ms=10_000, properties=frozenset({"price", "name"}), max_events=5)
+
+
+def track(event: str, **props: object) -> dict:
+    return {"type": "track", "event": event, "properties": props}
+
+
+def test_identify_merges_traits_and_track_counts() -> None:
+    p = Profile("u1")
+    apply_event(p, {"type": "identify", "traits": {"age": 30, "city": "NY"}}, 1_000, POLICY)
+    apply_event(p, {"type": "identify", "traits": {"city": "New York"}}, 2_000, POLICY)
+    apply_event(p, track("Order Completed", revenue=12.5, price=3, color="red"), 3_000, POLICY)
+    assert p.traits == {"age": 30, "city": "New York"}
+    assert p.counts == {"Order Completed": 1}
+    assert p.revenue == 12.5
+    assert (p.first_seen, p.last_seen) == (1_000, 3_000)
+    # Only the properties the policy keeps are stored in history.
+    assert p.history == [Event(3_000, "Order Completed", {"price": 3})]
+
+
+def test_history_is_sorted_by_event_time_even_when_events_arrive_out_of_order() -> None:
+    p = Profile("u1")
+    for ts in (5_000, 1_000, 3_000):
+        apply_event(p, track("View"), ts, POLICY)
+    assert [e.ts for e in p.history] == [1_000, 3_000, 5_000]
+    assert (p.first_seen, p.last_seen) == (1_000, 5_000)
+
+
+def test_page_events_are_named_page_and_keep_their_name() -> None:
+    p = Profile("u1")
+    apply_event(p, {"type": "page", "name": "Checkout", "properties": {"url": "/x"}}, 1, POLICY)
+    assert p.history == [Event(1, "page", {"name": "Checkout"})]
+
+
+def test_trim_drops_events_beyond_horizon_and_cap() -> None:
+    p = Profile("u1")
+    for ts in range(0, 20_000, 1_000):
+        apply_event(p, track("V"), ts, POLICY)
+    trim_history(p, 20_000, POLICY)
+    # horizon 10 s keeps ts >= 10_000 (10 events), the cap keeps the newest 5
+    assert [e.ts for e in p.history] == [15_000, 16_000, 17_000, 18_000, 19_000]
+    trim_history(p, 40_000, POLICY)
+    assert p.history == []
+
+
+def test_round_trip_through_bytes() -> None:
+    p = Profile("ü/{x}", traits={"a": [1, 2]}, memberships={"s": 5}, seq=3, applied={"e:1": 7}, deadline=9)
+    apply_event(p, track("V", price=1.5), 10, POLICY)
+    apply_event(p, {"type": "group", "groupId": "g1", "traits": {"plan": "pro"}}, 11, POLICY)
+    apply_event(p, {"type": "alias", "previousId": "anon-1", "userId": "ü/{x}"}, 12, POLICY)
+    assert Profile.from_bytes(p.to_bytes()) == p
+
+
+def test_times() -> None:
+    assert parse_time("2026-01-02T03:04:05.678Z") == 1767323045678
+    assert parse_time("2026-01-02T03:04:05.678") == 1767323045678
+    assert parse_time("2026-01-02T04:04:05.678+01:00") == 1767323045678
+    assert parse_time(1767323045.678) == 1767323045678
+    assert iso(1767323045678) == "2026-01-02T03:04:05.678Z"
+    assert event_time({"ts": 5, "timestamp": "2026-01-01T00:00:00Z"}) == 5
+    assert event_time({"timestamp": "2026-01-02T03:04:05.678Z"}) == 1767323045678
+
+
+def test_revenue_ignores_non_numbers() -> None:
+    assert revenue_of({"revenue": "12"}) == 0.0
+    assert revenue_of({"revenue": float("nan")}) == 0.0
+    assert revenue_of({"total": 4}) == 4.0
+    assert revenue_of({"revenue": True}) == 0.0
