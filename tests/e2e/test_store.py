@@ -1,0 +1,75 @@
+"""The Redis edge against a real redis-server: atomic commit, optimistic concurrency, outbox and markers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import redis.asyncio as aioredis
+
+from stream.config import Settings
+from stream.output.changes import Change
+from stream.state import keys
+from stream.state.store import Commit, ProfileStore
+
+
+def run(coro):  # noqa: ANN001, ANN201 - tiny test helper
+    return asyncio.run(coro)
+
+
+def store(settings: Settings) -> ProfileStore:
+    return ProfileStore(aioredis.Redis.from_url(settings.redis_url), f"t{uuid.uuid4().hex[:8]}")
+
+
+def test_commit_writes_profile_and_outbox_and_rejects_stale_versions(base_settings: Settings) -> None:
+    async def scenario() -> None:
+        s = store(base_settings)
+        [loaded] = (await s.load(["a{b}"])).values()
+        assert loaded.version == 0 and loaded.profile.customer_id == "a{b}"
+        loaded.profile.traits["x"] = 1
+        loaded.profile.partition = 3
+        change = Change("a{b}", "seg", "entered", 1000, 1, "why")
+        assert await s.commit([Commit(loaded, [change])], now=1000) == []
+        again = (await s.load(["a{b}"]))["a{b}"]
+        assert again.version == 1 and again.profile.traits == {"x": 1}
+        # The outbox entry and its pending marker exist until publication is confirmed.
+        assert await s.outbox_changes([("a{b}", 1)]) == [change]
+        assert await s.stale_pending(3, older_than=1000) == [("a{b}", 1)]
+        # A commit based on the old version is refused and changes nothing.
+        loaded.profile.traits["x"] = 2
+        assert await s.commit([Commit(loaded)], now=1001) == ["a{b}"]
+        assert (await s.load(["a{b}"]))["a{b}"].profile.traits == {"x": 1}
+        await s.confirm_published([change], {"a{b}": 3})
+        assert await s.outbox_changes([("a{b}", 1)]) == [None]
+        assert await s.stale_pending(3, older_than=10**13) == []
+        assert await s.redis.zrange(keys.segment(s.ns, "seg"), 0, -1) == [b"a{b}"]
+        await s.confirm_published([Change("a{b}", "seg", "exited", 2000, 2, "gone")], {"a{b}": 3})
+        assert await s.redis.zcard(keys.segment(s.ns, "seg")) == 0
+        assert int(await s.redis.hget(keys.stats(s.ns), "changes")) == 2
+
+    run(scenario())
+
+
+def test_timers_register_and_fall_due(base_settings: Settings) -> None:
+    async def scenario() -> None:
+        s = store(base_settings)
+        loaded = await s.load(["u1", "u2"])
+        loaded["u1"].profile.partition, loaded["u1"].profile.deadline = 2, 5000
+        loaded["u2"].profile.partition, loaded["u2"].profile.deadline = 2, 9000
+        await s.set_timers(l.profile for l in loaded.values())
+        assert await s.due(2, now=4999) == []
+        assert await s.due(2, now=5000) == ["u1"]
+        assert await s.earliest_deadline([0, 2]) == 5000
+        loaded["u1"].profile.deadline = None
+        await s.set_timers([loaded["u1"].profile])
+        assert await s.due(2, now=10_000) == ["u2"]
+
+    run(scenario())
+
+
+def test_key_layout_puts_a_customers_keys_in_one_slot() -> None:
+    for cid in ["alice", "a{b}c", "}x", "%7B", "ü 1/2"]:
+        p, o = keys.profile("ns", cid), keys.outbox("ns", cid)
+        tag = p[p.index("{") + 1 : p.index("}")]
+        assert o.startswith(p) and tag and "}" not in tag
+        assert keys.customer_of(p) == cid
