@@ -86,7 +86,8 @@ def build(settings: Settings) -> faust.App:
     ensure_topics(settings)
     epoch = topic_id(settings, settings.events_topic)
     store = ProfileStore(aioredis.Redis.from_url(settings.redis_url), settings.namespace)
-    processor = Processor(settings, ruleset, store, AsyncProducer(settings), epoch)
+    policy = ruleset.policy(settings.history_max_events)
+    processor = Processor(settings, ruleset, policy, store, AsyncProducer(settings), epoch)
 
     app = faust_app(settings)
     events = app.topic(

@@ -32,10 +32,9 @@ import orjson
 from stream.config import Settings
 from stream.kafka import AsyncProducer, KafkaUnavailable
 from stream.output.changes import Change
-from stream.rules import RuleSet
-from stream.state.profile import Profile, event_time, iso
+from stream.state.profile import HistoryPolicy, Profile, event_time, iso
 from stream.state.store import Commit, ProfileStore
-from stream.worker.step import advance
+from stream.worker.step import Evaluator, advance
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +149,16 @@ class Processor:
     def __init__(
         self,
         settings: Settings,
-        ruleset: RuleSet,
+        rules: Evaluator,
+        policy: HistoryPolicy,
         store: ProfileStore,
         producer: AsyncProducer,
         epoch: str,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.settings = settings
-        self.ruleset = ruleset
-        self.policy = ruleset.policy(settings.history_max_events)
+        self.rules = rules
+        self.policy = policy
         self.store = store
         self.producer = producer
         self.epoch = epoch
@@ -229,7 +229,7 @@ class Processor:
                     continue
                 before = (entry.profile.deadline, entry.profile.partition)
                 fresh = self._unapplied(entry.profile, w)
-                changes = advance(entry.profile, ((i.record, i.ts) for i in fresh), now, self.ruleset, self.policy)
+                changes = advance(entry.profile, ((i.record, i.ts) for i in fresh), now, self.rules, self.policy)
                 if fresh or changes or before != (entry.profile.deadline, entry.profile.partition):
                     commits.append(Commit(entry, changes))
                 else:

@@ -142,9 +142,12 @@ class TopicReader:
             self.records.append(orjson.loads(msg.value()))
         return self.records
 
-    def wait_for(self, predicate: Callable[[list[dict[str, Any]]], Any], timeout: float, what: str) -> Any:
-        """Poll until ``predicate(records)`` is truthy."""
-        return wait_until(lambda: predicate(self.poll()), timeout, what, interval=0)
+    def wait_for(
+        self, predicate: Callable[[list[dict[str, Any]]], Any], timeout: float, what: str
+    ) -> list[dict[str, Any]]:
+        """Poll until ``predicate(records)`` is truthy; returns the records read so far."""
+        wait_until(lambda: predicate(self.poll()), timeout, what, interval=0)
+        return self.records
 
     def close(self) -> None:
         self.consumer.close()
