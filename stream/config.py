@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     batch_max: int = Field(2000, ge=1, validation_alias="SEGSTREAM_BATCH_MAX")
     batch_within_s: float = Field(0.02, gt=0, validation_alias="SEGSTREAM_BATCH_WITHIN")
     session_timeout_s: float = Field(8.0, gt=0, validation_alias="SEGSTREAM_SESSION_TIMEOUT")
+    fetch_max_wait_ms: int = Field(
+        50,
+        ge=1,
+        validation_alias="SEGSTREAM_FETCH_MAX_WAIT_MS",
+        description="Longest a worker's fetch waits at the broker for new events (latency bound).",
+    )
     timer_tick_s: float = Field(0.1, gt=0, validation_alias="SEGSTREAM_TIMER_TICK")
     history_max_events: int = Field(
         1000,

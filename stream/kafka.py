@@ -125,5 +125,6 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
 
 def topic_id(settings: Settings, topic: str, timeout: float = 15.0) -> str:
     """The broker's id of ``topic``: it changes when a topic is deleted and created again."""
-    futures = admin(settings).describe_topics(TopicCollection([topic]), request_timeout=timeout)
+    client = admin(settings)  # must outlive the future, or librdkafka cancels the request
+    futures = client.describe_topics(TopicCollection([topic]), request_timeout=timeout)
     return str(futures[topic].result(timeout).topic_id)

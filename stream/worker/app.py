@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import faust
 import redis.asyncio as aioredis
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from redis.exceptions import RedisError
 
 from stream.config import Settings
@@ -32,8 +33,30 @@ TRANSIENT = (RedisError, KafkaUnavailable, ConnectionError, OSError)
 RECOVERY_INTERVAL_S = 5.0
 
 
+def _limit_fetch_wait(max_wait_ms: int) -> None:
+    """Cap the consumer's fetch long-poll, which faust hard-codes to 1500 ms.
+
+    A broker that does not answer a pending fetch as soon as data arrives (Tansu
+    holds it until the wait expires) would otherwise add up to that much latency
+    to every event. The consumer is created before it starts, so setting the
+    attribute its Fetcher is built from is enough.
+    """
+    create = AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(create, "segstream_patched", False):
+        return
+
+    def create_worker_consumer(self: AIOKafkaConsumerThread, transport: object) -> object:
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = max_wait_ms
+        return consumer
+
+    create_worker_consumer.segstream_patched = True  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+
+
 def faust_app(settings: Settings) -> faust.App:
     """The faust App of the worker group (no tables, no web server)."""
+    _limit_fetch_wait(settings.fetch_max_wait_ms)
     return faust.App(
         settings.consumer_group,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
@@ -89,6 +112,7 @@ def build(settings: Settings) -> faust.App:
     policy = ruleset.policy(settings.history_max_events)
     processor = Processor(settings, ruleset, policy, store, AsyncProducer(settings), epoch)
 
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust_app(settings)
     events = app.topic(
         settings.events_topic,
