@@ -22,40 +22,40 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
-    kafka_bootstrap: str = Field(LOCAL_KAFKA, validation_alias="KAFKA_BOOTSTRAP")
-    redis_url: str = Field(LOCAL_REDIS, validation_alias="REDIS_URL")
+    kafka_bootstrap: str = Field(LOCAL_KAFKA, validation_alias="KAFKA_BOOTSTRAP", description="Kafka bootstrap servers, comma-separated.")
+    redis_url: str = Field(LOCAL_REDIS, validation_alias="REDIS_URL", description="Redis URL (redis://, rediss:// for TLS).")
     namespace: str = Field(
         "segstream",
         validation_alias="SEGSTREAM_NAMESPACE",
         description="Prefix of topic names, the consumer group and Redis keys.",
     )
-    rules_dir: Path = Field(Path("rules"), validation_alias="SEGSTREAM_RULES")
-    partitions: int = Field(8, ge=1, validation_alias="SEGSTREAM_PARTITIONS")
-    replication_factor: int = Field(1, ge=1, validation_alias="SEGSTREAM_REPLICATION")
-    state_dir: Path = Field(Path(".segstream"), validation_alias="SEGSTREAM_STATE_DIR")
+    rules_dir: Path = Field(Path("rules"), validation_alias="SEGSTREAM_RULES", description="Directory (or file) of rule YAML files.")
+    partitions: int = Field(8, ge=1, validation_alias="SEGSTREAM_PARTITIONS", description="Partitions of topics segstream creates.")
+    replication_factor: int = Field(1, ge=1, validation_alias="SEGSTREAM_REPLICATION", description="Replication factor of topics segstream creates.")
+    state_dir: Path = Field(Path(".segstream"), validation_alias="SEGSTREAM_STATE_DIR", description="Local services' data, logs and pid files; faust's data dir.")
 
-    collector_host: str = Field("127.0.0.1", validation_alias="SEGSTREAM_COLLECTOR_HOST")
-    collector_port: int = Field(8088, validation_alias="SEGSTREAM_COLLECTOR_PORT")
+    collector_host: str = Field("127.0.0.1", validation_alias="SEGSTREAM_COLLECTOR_HOST", description="Collector listen address.")
+    collector_port: int = Field(8088, validation_alias="SEGSTREAM_COLLECTOR_PORT", description="Collector listen port.")
     write_keys: str = Field(
         "",
         validation_alias="SEGSTREAM_WRITE_KEYS",
         description="Comma-separated accepted write keys; empty accepts any non-empty key.",
     )
-    produce_timeout_s: float = Field(5.0, gt=0, validation_alias="SEGSTREAM_PRODUCE_TIMEOUT")
+    produce_timeout_s: float = Field(5.0, gt=0, validation_alias="SEGSTREAM_PRODUCE_TIMEOUT", description="Seconds the collector waits for Kafka's acknowledgement before answering 503.")
 
-    api_host: str = Field("127.0.0.1", validation_alias="SEGSTREAM_API_HOST")
-    api_port: int = Field(8089, validation_alias="SEGSTREAM_API_PORT")
+    api_host: str = Field("127.0.0.1", validation_alias="SEGSTREAM_API_HOST", description="Query API listen address.")
+    api_port: int = Field(8089, validation_alias="SEGSTREAM_API_PORT", description="Query API listen port.")
 
-    batch_max: int = Field(2000, ge=1, validation_alias="SEGSTREAM_BATCH_MAX")
-    batch_within_s: float = Field(0.02, gt=0, validation_alias="SEGSTREAM_BATCH_WITHIN")
-    session_timeout_s: float = Field(8.0, gt=0, validation_alias="SEGSTREAM_SESSION_TIMEOUT")
+    batch_max: int = Field(2000, ge=1, validation_alias="SEGSTREAM_BATCH_MAX", description="Most events a worker processes as one batch.")
+    batch_within_s: float = Field(0.02, gt=0, validation_alias="SEGSTREAM_BATCH_WITHIN", description="Seconds a worker waits to fill a batch.")
+    session_timeout_s: float = Field(8.0, gt=0, validation_alias="SEGSTREAM_SESSION_TIMEOUT", description="Consumer-group session timeout in seconds (a dead worker's partitions move after it).")
     fetch_max_wait_ms: int = Field(
         50,
         ge=1,
         validation_alias="SEGSTREAM_FETCH_MAX_WAIT_MS",
         description="Longest a worker's fetch waits at the broker for new events (latency bound).",
     )
-    timer_tick_s: float = Field(0.1, gt=0, validation_alias="SEGSTREAM_TIMER_TICK")
+    timer_tick_s: float = Field(0.1, gt=0, validation_alias="SEGSTREAM_TIMER_TICK", description="Seconds between timer checks (bounds how late a window exit fires).")
     history_max_events: int = Field(
         1000,
         ge=1,
