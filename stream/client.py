@@ -1,0 +1,196 @@
+"""Python client of segstream: the query API over HTTP, and the segment-changes stream from Kafka.
+
+>>> from stream.client import Client, subscribe
+>>> api = Client("http://127.0.0.1:8089")
+>>> api.customer("user/42")["segments"]                      # doctest: +SKIP
+['buyers']
+>>> sum(1 for _ in api.members("buyers"))                    # doctest: +SKIP
+2500
+>>> for change in subscribe(segment="buyers", timeout=5):    # doctest: +SKIP
+...     print(change["customer_id"], change["change"], change["seq"])
+
+Changes are delivered **at least once**: after a worker restart a change can be
+published again. Drop duplicates by the record's ``id`` (stable per customer and
+``seq``) and order one customer's changes by ``seq``; there is no order across
+customers.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Iterable, Iterator
+from urllib.parse import quote, urlencode
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+
+from stream.config import Settings
+
+#: Longest single Kafka poll, so that a waiting :func:`subscribe` notices Ctrl+C and its timeout.
+POLL_S = 1.0
+METADATA_TIMEOUT_S = 10.0
+
+
+class SegstreamError(Exception):
+    """The query API answered with an error, or the API or Kafka could not be reached.
+
+    ``status`` is the HTTP status, ``None`` when there was no HTTP answer.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(SegstreamError):
+    """The customer or segment does not exist (HTTP 404)."""
+
+
+class Client:
+    """Synchronous client of the query API (``segstream api``), stdlib ``urllib`` only.
+
+    Customer ids and segment names are percent-encoded, so any id works
+    (``/``, spaces, braces, unicode). Errors raise :class:`SegstreamError`
+    (:class:`NotFound` for 404) with the status and the server's message.
+    """
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8089", timeout: float = 10) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def customer(self, customer_id: str) -> dict[str, Any]:
+        """A customer's profile: traits, event counts, revenue, segments, recent events."""
+        return self._get(f"/v1/customers/{quote(customer_id, safe='')}")
+
+    def customer_segments(self, customer_id: str) -> list[dict[str, Any]]:
+        """A customer's segments, ``[{"segment", "entered_at"}]`` sorted by name."""
+        return self._get(f"/v1/customers/{quote(customer_id, safe='')}/segments")["segments"]
+
+    def segments(self) -> list[dict[str, Any]]:
+        """Every segment of the rules, ``[{"name", "description", "members", "source"}]``."""
+        return self._get("/v1/segments")["segments"]
+
+    def members(self, segment: str, limit: int = 1000) -> Iterator[str]:
+        """Every member id of ``segment`` in id order, fetched ``limit`` (1..1000) per request.
+
+        Lazy: requests (and their errors) happen while iterating. Members that
+        join or leave meanwhile may or may not appear; none appears twice.
+        """
+        path = f"/v1/segments/{quote(segment, safe='')}/members"
+        query: dict[str, Any] = {"limit": limit}
+        while True:
+            page = self._get(path, query)
+            yield from page["members"]
+            if page["next_cursor"] is None:
+                return
+            query["cursor"] = page["next_cursor"]
+
+    def stats(self) -> dict[str, int]:
+        """The worker's counters (``events``, ``changes``, ``dead_letter:<reason>``…)."""
+        return self._get("/v1/stats")
+
+    def _get(self, path: str, query: dict[str, Any] | None = None) -> Any:
+        url = self.base_url + path + (f"?{urlencode(query, quote_via=quote)}" if query else "")
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return orjson.loads(response.read())
+        except urllib.error.HTTPError as err:
+            kind = NotFound if err.code == 404 else SegstreamError
+            raise kind(f"HTTP {err.code} from GET {url}: {_error_text(err.read())}", err.code) from None
+        except OSError as err:
+            reason = getattr(err, "reason", err)
+            raise SegstreamError(
+                f"cannot reach the segstream API at {self.base_url} ({reason}); is `segstream api` running there?"
+            ) from err
+
+
+def _error_text(body: bytes) -> str:
+    """The ``error`` of a JSON error body, else the body itself (shortened)."""
+    try:
+        return str(orjson.loads(body)["error"])
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        return body.decode(errors="replace")[:200] or "(empty body)"
+
+
+def subscribe(
+    settings: Settings | None = None,
+    segment: str | None = None,
+    from_beginning: bool = False,
+    timeout: float | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield change records from the segment-changes topic, only ``segment``'s when given.
+
+    A record is ``{"id", "customer_id", "segment", "change": "entered"|"exited",
+    "at", "seq", "reason"}``. Every partition is read directly, without a
+    consumer group and committing nothing: from the oldest record kept when
+    ``from_beginning``, else from now on. Stops after ``timeout`` seconds
+    without a record on the topic (``None``: never). At least once: see the
+    module docstring; brokers that report a partition's end as the start of its
+    last batch (Tansu) also replay that batch's later records when starting
+    from now on. Settings default to ``Settings()`` (the environment).
+    """
+    settings = settings or Settings()
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"{settings.namespace}-subscribe",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.assign(_partitions(consumer, settings, OFFSET_BEGINNING if from_beginning else OFFSET_END))
+        yield from select_changes(_values(consumer, timeout), segment)
+    finally:
+        consumer.close()
+
+
+def select_changes(values: Iterable[bytes], segment: str | None = None) -> Iterator[dict[str, Any]]:
+    """Decode change records, keeping only those of ``segment`` (all when ``None``).
+
+    >>> list(select_changes([b'{"segment": "a"}', b'{"segment": "b"}'], "b"))
+    [{'segment': 'b'}]
+    """
+    for value in values:
+        record = orjson.loads(value)
+        if segment is None or record["segment"] == segment:
+            yield record
+
+
+def _partitions(consumer: Consumer, settings: Settings, offset: int) -> list[TopicPartition]:
+    """Every partition of the changes topic, starting at ``offset``."""
+    topic = settings.changes_topic
+    try:
+        metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
+    except KafkaException as exc:
+        raise SegstreamError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); start it (`segstream services up`) "
+            "or set KAFKA_BOOTSTRAP"
+        ) from exc
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        raise SegstreamError(
+            f"topic {topic!r} does not exist at {settings.kafka_bootstrap}; the worker creates it "
+            "(`segstream worker`), or check SEGSTREAM_NAMESPACE"
+        )
+    return [TopicPartition(topic, p, offset) for p in sorted(metadata.partitions)]
+
+
+def _values(consumer: Consumer, timeout: float | None) -> Iterator[bytes]:
+    """Record values as they arrive; ends after ``timeout`` seconds without one."""
+    last = time.monotonic()
+    while True:
+        wait = POLL_S if timeout is None else min(POLL_S, last + timeout - time.monotonic())
+        if wait <= 0:
+            return
+        message = consumer.poll(wait)
+        if message is None:
+            continue
+        error = message.error()
+        if error is not None:
+            if error.retriable():
+                continue
+            raise SegstreamError(f"reading {message.topic()} failed: {error.str()}")
+        last = time.monotonic()
+        yield message.value()

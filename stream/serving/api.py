@@ -1,0 +1,187 @@
+"""The query API (``segstream api``): profiles, memberships, segments and their members.
+
+Read-only JSON over the Redis state the worker maintains (key layout in
+:mod:`stream.state.keys`). Every error is ``{"error": "..."}`` with its status.
+
+=====================================  ==============================================================
+``GET /health``                        ``{"status": "ok"}``; 503 when Redis does not answer a PING
+``GET /v1/customers/{id}``             the profile (:meth:`stream.state.profile.Profile.public`)
+``GET /v1/customers/{id}/segments``    ``{"customer_id", "segments": [{"segment", "entered_at"}]}``
+``GET /v1/segments``                   ``{"segments": [{"name", "description", "members", "source"}]}``
+``GET /v1/segments/{name}/members``    ``{"segment", "members", "next_cursor"}``; query ``cursor``
+                                       (the previous page's ``next_cursor``) and ``limit`` (1..1000,
+                                       default 100)
+``GET /v1/stats``                      the worker's counters, ``{name: int}``
+=====================================  ==============================================================
+
+Customer ids and segment names are single path segments: percent-encode them
+(``/`` as ``%2F``), as :class:`stream.client.Client` does.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from redis.exceptions import RedisError
+
+from stream.config import Settings
+from stream.rules import RuleError, RuleSet, load_rules
+from stream.state import keys
+from stream.state.profile import Profile, iso
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+ENDPOINTS = "/health, /v1/customers/{id}[/segments], /v1/segments[/{name}/members], /v1/stats"
+#: Seconds to wait for Redis to connect or answer before a request fails with 503.
+REDIS_TIMEOUT_S = 5.0
+
+
+class _HttpError(Exception):
+    """An error answer: status and a message telling the caller what went wrong."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, headers=headers, content_type="application/json")
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every failure as JSON: our own errors, unknown paths, wrong methods, Redis outages."""
+    try:
+        return await handler(request)
+    except _HttpError as exc:
+        return _json({"error": str(exc)}, exc.status)
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        message = f"method {request.method} is not allowed on {request.path}; use {allowed}"
+        return _json({"error": message}, 405, headers={"Allow": allowed})
+    except web.HTTPNotFound:
+        return _json({"error": f"no endpoint at {request.path}; the API serves {ENDPOINTS}"}, 404)
+    except web.HTTPException as exc:
+        return _json({"error": exc.reason}, exc.status)
+    except RedisError as exc:
+        return _json({"error": f"Redis is unavailable ({exc}); retry once it answers again"}, 503)
+
+
+class _Handlers:
+    """The endpoints, bound to one Redis client, namespace and rule set."""
+
+    def __init__(self, settings: Settings, redis: aioredis.Redis, ruleset: RuleSet) -> None:
+        self.ns = settings.namespace
+        self.redis = redis
+        self.segments = dict(sorted(ruleset.segments.items()))
+
+    async def health(self, request: web.Request) -> web.Response:
+        try:
+            await self.redis.ping()
+        except RedisError as exc:
+            return _json({"status": "unavailable", "error": f"Redis does not answer PING: {exc}"}, 503)
+        return _json({"status": "ok"})
+
+    async def customer(self, request: web.Request) -> web.Response:
+        return _json((await self._profile(request.match_info["id"])).public())
+
+    async def customer_segments(self, request: web.Request) -> web.Response:
+        profile = await self._profile(request.match_info["id"])
+        segments = [{"segment": name, "entered_at": iso(at)} for name, at in sorted(profile.memberships.items())]
+        return _json({"customer_id": profile.customer_id, "segments": segments})
+
+    async def segment_list(self, request: web.Request) -> web.Response:
+        pipe = self.redis.pipeline(transaction=False)
+        for name in self.segments:
+            pipe.zcard(keys.segment(self.ns, name))
+        counts = await pipe.execute()
+        return _json(
+            {
+                "segments": [
+                    {
+                        "name": name,
+                        "description": s.description or None,
+                        "members": count,
+                        "source": None if s.source is None else str(s.source),
+                    }
+                    for (name, s), count in zip(self.segments.items(), counts)
+                ]
+            }
+        )
+
+    async def members(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in self.segments:
+            raise _HttpError(404, f"segment {name!r} is not in the rules; GET /v1/segments lists them")
+        limit = _limit(request.query.get("limit"))
+        cursor = request.query.get("cursor")
+        start = b"(" + cursor.encode() if cursor else b"-"
+        found = await self.redis.zrangebylex(keys.segment(self.ns, name), start, b"+", start=0, num=limit + 1)
+        page = [m.decode() for m in found[:limit]]
+        next_cursor = page[-1] if len(found) > limit else None
+        return _json({"segment": name, "members": page, "next_cursor": next_cursor})
+
+    async def stats(self, request: web.Request) -> web.Response:
+        counters = await self.redis.hgetall(keys.stats(self.ns))
+        return _json({name.decode(): int(value) for name, value in counters.items()})
+
+    async def _profile(self, customer_id: str) -> Profile:
+        raw = await self.redis.hget(keys.profile(self.ns, customer_id), "s")
+        if raw is None:
+            raise _HttpError(404, f"customer {customer_id!r} not found")
+        return Profile.from_bytes(raw)
+
+
+def _limit(raw: str | None) -> int:
+    """The ``limit`` query parameter, checked."""
+    if raw is None:
+        return DEFAULT_LIMIT
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT:
+        return int(raw)
+    raise _HttpError(400, f"query parameter 'limit' must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
+
+
+def create_app(settings: Settings, redis_client: aioredis.Redis, ruleset: RuleSet) -> web.Application:
+    """The API as an aiohttp application; ``redis_client`` must use ``decode_responses=False``.
+
+    The caller owns ``redis_client`` and closes it.
+    """
+    h = _Handlers(settings, redis_client, ruleset)
+    app = web.Application(middlewares=[_json_errors])
+    app.router.add_get("/health", h.health)
+    # ``[^/]+`` rather than aiohttp's default, which refuses braces inside ids.
+    app.router.add_get("/v1/customers/{id:[^/]+}", h.customer)
+    app.router.add_get("/v1/customers/{id:[^/]+}/segments", h.customer_segments)
+    app.router.add_get("/v1/segments", h.segment_list)
+    app.router.add_get("/v1/segments/{name:[^/]+}/members", h.members)
+    app.router.add_get("/v1/stats", h.stats)
+    return app
+
+
+def run(settings: Settings) -> int:
+    """``segstream api``: serve until SIGTERM/SIGINT; refuses to start on bad rules."""
+    try:
+        ruleset = load_rules(settings.rules_dir)
+    except RuleError as exc:
+        print(f"segstream api: refusing to start, the rules are invalid:\n{exc}", file=sys.stderr)
+        return 2
+
+    async def app() -> web.Application:
+        client = aioredis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
+        )
+
+        async def close(_: web.Application) -> None:
+            await client.aclose()
+
+        application = create_app(settings, client, ruleset)
+        application.on_cleanup.append(close)
+        return application
+
+    web.run_app(app(), host=settings.api_host, port=settings.api_port)
+    return 0
