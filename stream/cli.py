@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from stream.config import Settings
 
@@ -55,6 +56,40 @@ def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from stream.replay import read_events, replay
+    from stream.rules import RuleError, load_rules
+    from stream.state.profile import parse_time
+
+    try:
+        ruleset = load_rules(args.rules or settings.rules_dir)
+    except RuleError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    policy = ruleset.policy(settings.history_max_events)
+    until = parse_time(args.until) if args.until else None
+
+    def progress(done: int) -> None:
+        print(f"\r{done:,} events replayed", end="", file=sys.stderr, flush=True)
+
+    result = replay(read_events(args.file), ruleset, policy, until=until, progress=progress)
+    print(file=sys.stderr)
+    if args.out:
+        with open(args.out, "wb") as fh:
+            for change in result.changes:
+                fh.write(change.to_bytes() + b"\n")
+    for index, error in result.rejected[:20]:
+        print(f"record {index}: rejected ({error.reason}): {error}", file=sys.stderr)
+    print(f"{'segment':<32} {'entered':>8} {'exited':>8} {'members':>8}")
+    for name, row in result.summary().items():
+        print(f"{name:<32} {row['entered']:>8} {row['exited']:>8} {row['members']:>8}")
+    print(f"{len(result.profiles)} customers, {len(result.changes)} changes, {len(result.rejected)} rejected records")
+    print(orjson.dumps({"summary": result.summary()}).decode() if args.json else "", end="\n" if args.json else "")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand and its help."""
     parser = argparse.ArgumentParser(
@@ -80,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-services", action="store_true", help="never start local Kafka/Redis")
     services = add("services", _services, "Start, stop or inspect the local Kafka broker (Tansu) and redis-server.")
     services.add_argument("action", choices=["up", "down", "status"])
+    replay = add(
+        "replay",
+        _replay,
+        "Run a history through the rules with an event-time clock and report the changes the live system would emit.",
+    )
+    replay.add_argument("file", type=Path, help="JSON lines (one Segment event per line) or CSV (properties.x / traits.x columns)")
+    replay.add_argument("--rules", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
+    replay.add_argument("--out", type=Path, help="write the changes as JSON lines to this file")
+    replay.add_argument("--until", help="fire timers up to this ISO time (default: the last event's time)")
+    replay.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
     rules = sub.add_parser("rules", help="Work with rule files.", description="Work with rule files.")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     check = rules_sub.add_parser("check", help="Validate rule files and report every error with file, rule and field.")
