@@ -19,6 +19,7 @@ key                             type    content
 ``ns:pending:{p<n>}``           zset    ``[cid, seq]`` -> time the change was decided: changes
                                         of partition n not yet confirmed published
 ``ns:stats``                    hash    counters: ``events``, ``changes``, ``dead_letter:<reason>``…
+``ns:workers``                  hash    worker id -> ``{"partitions": [...], "at": ms}``, its heartbeat
 ==============================  ======  ===================================================
 """
 
@@ -71,3 +72,8 @@ def pending(ns: str, partition: int) -> str:
 def stats(ns: str) -> str:
     """Hash of counters."""
     return f"{ns}:stats"
+
+
+def workers(ns: str) -> str:
+    """Hash of live workers' heartbeats and owned partitions."""
+    return f"{ns}:workers"

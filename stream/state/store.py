@@ -165,6 +165,10 @@ class ProfileStore:
         if markers:
             await self.redis.zrem(keys.pending(self.ns, partition), *[orjson.dumps(list(m)) for m in markers])
 
+    async def heartbeat(self, worker: str, partitions: list[int], now: int) -> None:
+        """Record which events-topic partitions this worker owns right now."""
+        await self.redis.hset(keys.workers(self.ns), worker, orjson.dumps({"partitions": partitions, "at": now}))
+
     async def count(self, **counters: int) -> None:
         """Add to the namespace's counters (``dead_letter:<reason>`` names allowed via ``**{}``)."""
         pipe = self.redis.pipeline(transaction=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,13 +25,14 @@ from stream.config import Settings
 from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics, topic_id
 from stream.rules import RuleError, load_rules
 from stream.state.store import ProfileStore
-from stream.worker.processor import Message, Processor, Rejected
+from stream.worker.processor import Message, Processor, Rejected, now_ms
 
 log = logging.getLogger("stream.worker")
 
 #: Failures of Redis or Kafka: the batch is retried until they answer again.
 TRANSIENT = (RedisError, KafkaUnavailable, ConnectionError, OSError)
 RECOVERY_INTERVAL_S = 5.0
+HEARTBEAT_INTERVAL_S = 1.0
 
 
 def _limit_fetch_wait(max_wait_ms: int) -> None:
@@ -136,11 +138,16 @@ def build(settings: Settings) -> faust.App:
             ]
             await process_isolating(processor, messages)
 
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+
     @app.task
     async def timers() -> None:
-        last_recovery = 0.0
+        last_recovery = last_beat = 0.0
         while True:
             partitions = owned()
+            if time.monotonic() - last_beat > HEARTBEAT_INTERVAL_S:
+                last_beat = time.monotonic()
+                await retry_transient(lambda: store.heartbeat(worker_id, partitions, now_ms()), "heartbeat")
             if partitions:
                 await retry_transient(lambda: processor.fire_timers(partitions), "timers")
                 if time.monotonic() - last_recovery > RECOVERY_INTERVAL_S:
