@@ -1,0 +1,326 @@
+"""The collector: Segment's HTTP Tracking API in front of the events topic (the I/O edge).
+
+Endpoints, all ``POST``, body JSON whatever the ``Content-Type`` (analytics.js
+sends ``text/plain`` to skip the CORS preflight), optionally ``Content-Encoding: gzip``:
+
+* ``/v1/track``, ``/v1/identify``, ``/v1/page``, ``/v1/screen``, ``/v1/group``,
+  ``/v1/alias`` and analytics.js' one-letter ``/v1/t``, ``/v1/i``, ``/v1/p``,
+  ``/v1/s``, ``/v1/g``, ``/v1/a``: one event, its type given by the path.
+* ``/v1/batch``, ``/v1/b``, ``/v1/import``: ``{"batch": [...], "sentAt", "context",
+  "integrations"}``; the batch's ``context``/``integrations`` fill in each event's.
+
+The write key is the HTTP Basic username (``curl -u KEY:``), else ``writeKey`` in
+the body. With ``SEGSTREAM_WRITE_KEYS`` set only those keys are accepted; left
+empty (development) any non-empty key is.
+
+Answers, like Segment's: ``200 {"success": true}`` once Kafka acknowledged every
+event; ``400`` for bad JSON or gzip and for refused events, listing each as
+``{"index", "field", "message"}`` while the good events of the request are still
+accepted (``"accepted": n``); ``401`` without a valid write key; ``413`` for a body
+over 500 KB; ``503`` when Kafka does not acknowledge (SDKs retry 5xx). Error bodies
+also carry ``code`` and ``message``, which the Segment SDKs show in their errors.
+``GET /stats`` serves the counters, ``GET /health`` answers ``{"status": "ok"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import time
+import zlib
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+from confluent_kafka import KafkaException
+
+from stream.config import Settings
+from stream.ingest.events import BATCH, MAX_REQUEST_BYTES, Outcome, normalise
+from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics
+
+log = logging.getLogger("stream.collector")
+
+#: The endpoint paths under ``/v1/`` and the call type each takes (or a batch).
+PATHS = {
+    "track": "track",
+    "t": "track",
+    "identify": "identify",
+    "i": "identify",
+    "page": "page",
+    "p": "page",
+    "screen": "screen",
+    "s": "screen",
+    "group": "group",
+    "g": "group",
+    "alias": "alias",
+    "a": "alias",
+    "batch": BATCH,
+    "b": BATCH,
+    "import": BATCH,
+}
+#: Seconds a 503 asks SDKs to wait before retrying.
+RETRY_AFTER_S = 5
+#: Seconds one attempt at creating the topics may take, and between attempts while Kafka is down.
+TOPICS_TIMEOUT_S = 5.0
+
+UNAVAILABLE = "event store unavailable, retry"
+_SUCCESS = orjson.dumps({"success": True})
+_CORS_PREFLIGHT = {
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Authorization",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+class EventSink(Protocol):
+    """Where accepted events go: :class:`stream.kafka.AsyncProducer` or a test double."""
+
+    async def send_many(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
+        """Produce the records and return once all are acknowledged, else raise ``KafkaUnavailable``."""
+
+
+class Refused(Exception):
+    """A request refused as a whole: its HTTP ``status``, counter ``reason`` and what to do."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class Stats:
+    """The collector's counters, served at ``GET /stats``: nothing refused goes uncounted."""
+
+    requests: int = 0
+    accepted: Counter[str] = field(default_factory=Counter)
+    rejected_events: Counter[str] = field(default_factory=Counter)
+    rejected_requests: Counter[str] = field(default_factory=Counter)
+
+    def public(self) -> dict[str, Any]:
+        """The counters as JSON: accepted events by type, refused events and requests by reason."""
+        return {
+            "requests": self.requests,
+            "accepted": dict(self.accepted),
+            "rejected_events": dict(self.rejected_events),
+            "rejected_requests": dict(self.rejected_requests),
+        }
+
+
+STATS = web.AppKey("stats", Stats)
+
+
+def create_app(settings: Settings, producer: EventSink) -> web.Application:
+    """The collector's aiohttp application, producing accepted events with ``producer``.
+
+    Serve it with ``web.run_app`` or ``aiohttp.test_utils.TestServer``; the caller
+    owns ``producer`` and closes it.
+    """
+    # Bodies are decompressed here, not by aiohttp, to answer bad gzip and
+    # oversized bodies like Segment does.
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, handler_args={"auto_decompress": False})
+    stats = app[STATS] = Stats()
+    for path, kind in PATHS.items():
+        app.router.add_post(f"/v1/{path}", partial(_collect, settings, producer, stats, kind))
+        app.router.add_route("OPTIONS", f"/v1/{path}", _preflight)
+    app.router.add_get("/health", _health)
+    app.router.add_get("/stats", _stats)
+    app.on_response_prepare.append(_allow_origin)
+    return app
+
+
+def run(settings: Settings) -> int:
+    """``segstream collector``: serve until SIGTERM/SIGINT, then return 0.
+
+    Starts even when Kafka is down: it creates the topics once Kafka answers and
+    until then answers 503 to every event.
+    """
+    logging.basicConfig(
+        level=os.environ.get("SEGSTREAM_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    producer = AsyncProducer(settings)
+    app = create_app(settings, producer)
+    app.cleanup_ctx.append(partial(_topics, settings))
+
+    async def close(_: web.Application) -> None:
+        producer.close()
+
+    app.on_cleanup.append(close)
+    log.info(
+        "collector on http://%s:%d/v1/ writing to %s at %s",
+        settings.collector_host,
+        settings.collector_port,
+        settings.events_topic,
+        settings.kafka_bootstrap,
+    )
+    web.run_app(app, host=settings.collector_host, port=settings.collector_port, access_log=None, print=None)
+    return 0
+
+
+async def _collect(
+    settings: Settings, producer: EventSink, stats: Stats, kind: str, request: web.Request
+) -> web.StreamResponse:
+    received_at = time.time_ns() // 1_000_000
+    stats.requests += 1
+    try:
+        data = await _body(request)
+        body = _json_object(data)
+        _authorise(request, body, settings.accepted_write_keys)
+    except Refused as exc:
+        stats.rejected_requests[exc.reason] += 1
+        log.info("refused a request to %s from %s: %s", request.path, request.remote, exc.message)
+        return _failure(exc.status, exc.reason, exc.message)
+    outcome = normalise(body, kind, received_at, len(data))
+    if outcome.records:
+        try:
+            await producer.send_many((settings.events_topic, r.key, r.value) for r in outcome.records)
+        except KafkaUnavailable as exc:
+            _count_refused(stats, outcome)
+            stats.rejected_events["kafka_unavailable"] += len(outcome.records)
+            stats.rejected_requests["kafka_unavailable"] += 1
+            log.warning("answering 503 to %s: %s", request.remote, exc)
+            retry = {"Retry-After": str(RETRY_AFTER_S)}
+            return _failure(503, "kafka_unavailable", UNAVAILABLE, extra={"error": UNAVAILABLE}, headers=retry)
+        stats.accepted.update(r.type for r in outcome.records)
+    if not outcome.errors:
+        return web.Response(body=_SUCCESS, content_type="application/json")
+    _count_refused(stats, outcome)
+    reason = outcome.errors[0].reason
+    stats.rejected_requests[reason] += 1
+    messages = [e.message for e in outcome.errors]
+    log.info("refused %d event(s) from %s: %s", len(messages), request.remote, "; ".join(messages))
+    more = f" (and {len(messages) - 1} more)" if len(messages) > 1 else ""
+    extra = {"errors": [e.public() for e in outcome.errors], "accepted": len(outcome.records)}
+    return _failure(400, reason, messages[0] + more, extra=extra)
+
+
+async def _body(request: web.Request) -> bytes:
+    try:
+        data = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large() from None
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding == "gzip":
+        return _gunzip(data)
+    if encoding not in ("", "identity"):
+        raise Refused(415, "bad_encoding", f"Content-Encoding {encoding!r} is not supported: send gzip or no encoding")
+    return data
+
+
+def _gunzip(data: bytes) -> bytes:
+    """Decompress every gzip member, refusing output over the request limit (gzip bombs)."""
+    out = bytearray()
+    while data:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += inflater.decompress(data, MAX_REQUEST_BYTES + 1 - len(out))
+        except zlib.error:
+            raise Refused(400, "bad_gzip", "body is not valid gzip") from None
+        if len(out) > MAX_REQUEST_BYTES:
+            raise _too_large()
+        if not inflater.eof:
+            raise Refused(400, "bad_gzip", "body is not valid gzip (it ends early)")
+        data = inflater.unused_data
+    return bytes(out)
+
+
+def _too_large() -> Refused:
+    return Refused(413, "too_large", f"request body is over {MAX_REQUEST_BYTES} bytes (500 KB): send smaller batches")
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise Refused(400, "bad_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise Refused(400, "bad_json", f"body must be a JSON object, got a JSON {type(body).__name__}")
+    return body
+
+
+def _authorise(request: web.Request, body: dict[str, Any], accepted: frozenset[str]) -> None:
+    key = _basic_username(request.headers.get("Authorization")) or body.get("writeKey")
+    if not key or not isinstance(key, str):
+        raise Refused(
+            401,
+            "unauthorized",
+            "missing write key: send it as the Basic auth username with an empty password (curl -u KEY:) "
+            "or as \"writeKey\" in the body",
+        )
+    if accepted and key not in accepted:
+        raise Refused(401, "unauthorized", "unknown write key: use one of those in SEGSTREAM_WRITE_KEYS")
+
+
+def _basic_username(header: str | None) -> str | None:
+    if header is None:
+        return None
+    scheme, _, credentials = header.partition(" ")
+    try:
+        if scheme.lower() != "basic":
+            raise ValueError
+        # Segment also accepts a key encoded without the colon.
+        return base64.b64decode(credentials.strip(), validate=True).decode().partition(":")[0]
+    except ValueError:  # bad base64 or UTF-8 too
+        raise Refused(
+            401, "unauthorized", "Authorization must be Basic auth: the write key as username, the password empty"
+        ) from None
+
+
+def _count_refused(stats: Stats, outcome: Outcome) -> None:
+    stats.rejected_events.update(e.reason for e in outcome.errors)
+
+
+def _failure(
+    status: int, code: str, message: str, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    body = {"success": False, "code": code, "message": message, **(extra or {})}
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
+
+
+async def _preflight(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers=_CORS_PREFLIGHT)
+
+
+async def _allow_origin(request: web.Request, response: web.StreamResponse) -> None:
+    origin = request.headers.get("Origin")
+    response.headers["Access-Control-Allow-Origin"] = origin or "*"
+    if origin:
+        response.headers["Vary"] = "Origin"
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATS].public())
+
+
+async def _topics(settings: Settings, app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(_ensure_topics(settings))
+    yield
+    task.cancel()
+
+
+async def _ensure_topics(settings: Settings) -> None:
+    """Create the topics, retrying in the background while Kafka does not answer."""
+    while True:
+        try:
+            await asyncio.to_thread(ensure_topics, settings, TOPICS_TIMEOUT_S)
+        except (KafkaException, KafkaUnavailable) as exc:
+            log.warning(
+                "Kafka at %s does not answer (%s): serving anyway, events get 503 until it does; retrying",
+                settings.kafka_bootstrap,
+                exc,
+            )
+            await asyncio.sleep(TOPICS_TIMEOUT_S)
+        else:
+            log.info("topic %s ready", settings.events_topic)
+            return
