@@ -7,6 +7,7 @@ rest are ``SEGSTREAM_*``.
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from pathlib import Path
 
@@ -63,6 +64,8 @@ class Settings(BaseSettings):
         description="Safety cap on events kept per customer inside the longest rule window.",
     )
 
+    log_level: str = Field("INFO", validation_alias="SEGSTREAM_LOG_LEVEL", description="Log level of every process.")
+
     @property
     def events_topic(self) -> str:
         return f"{self.namespace}.events"
@@ -82,3 +85,8 @@ class Settings(BaseSettings):
     @cached_property
     def accepted_write_keys(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.write_keys.split(",") if k.strip())
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr at ``SEGSTREAM_LOG_LEVEL`` with timestamps and logger names."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")

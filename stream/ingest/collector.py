@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
 import time
 import zlib
 from collections import Counter
@@ -40,7 +39,7 @@ import orjson
 from aiohttp import web
 from confluent_kafka import KafkaException
 
-from stream.config import Settings
+from stream.config import Settings, configure_logging
 from stream.ingest.events import BATCH, MAX_REQUEST_BYTES, Outcome, normalise
 from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics
 
@@ -142,9 +141,7 @@ def run(settings: Settings) -> int:
     Starts even when Kafka is down: it creates the topics once Kafka answers and
     until then answers 503 to every event.
     """
-    logging.basicConfig(
-        level=os.environ.get("SEGSTREAM_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings)
     producer = AsyncProducer(settings)
     app = create_app(settings, producer)
     app.cleanup_ctx.append(partial(_topics, settings))

@@ -29,7 +29,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
-from stream.config import Settings
+from stream.config import Settings, configure_logging
 from stream.rules import RuleError, RuleSet, load_rules
 from stream.state import keys
 from stream.state.profile import Profile, iso
@@ -165,6 +165,7 @@ def create_app(settings: Settings, redis_client: aioredis.Redis, ruleset: RuleSe
 
 def run(settings: Settings) -> int:
     """``segstream api``: serve until SIGTERM/SIGINT; refuses to start on bad rules."""
+    configure_logging(settings)
     try:
         ruleset = load_rules(settings.rules_dir)
     except RuleError as exc:

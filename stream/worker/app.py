@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from redis.exceptions import RedisError
 
-from stream.config import Settings
+from stream.config import Settings, configure_logging
 from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics, topic_id
 from stream.rules import RuleError, load_rules
 from stream.state.store import ProfileStore
@@ -168,7 +168,7 @@ def build(settings: Settings) -> faust.App:
 
 def run(settings: Settings) -> int:
     """``segstream worker``: run until SIGTERM/SIGINT; refuses to start on bad rules."""
-    logging.basicConfig(level=os.environ.get("SEGSTREAM_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings)
     try:
         app = build(settings)
     except RuleError as exc:
@@ -177,7 +177,7 @@ def run(settings: Settings) -> int:
     except KafkaUnavailable as exc:
         print(f"segstream worker: {exc}", file=sys.stderr)
         return 3
-    worker = faust.Worker(app, loglevel=os.environ.get("SEGSTREAM_LOG_LEVEL", "info").lower(), quiet=True)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
