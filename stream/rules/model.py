@@ -1,0 +1,100 @@
+"""The base of every rule-file model and the protocol every condition kind speaks.
+
+Every condition kind (see :mod:`stream.rules.conditions`) is a
+:class:`ConditionModel`: a frozen pydantic model validated from YAML that can
+
+* ``evaluate(profile, now, verdicts)`` → :class:`~stream.rules.verdict.Verdict` (hot path),
+* ``explain(profile, now, verdicts)`` → a JSON-ready tree of the evaluation,
+* tell the state it needs: ``lookback_ms()``, ``properties()``, ``event_names()``,
+  and the segments it refers to: ``segments()``; ``children()`` are its nested conditions.
+
+``verdicts`` maps names of segments already evaluated to their verdicts, so a
+condition may depend on another segment (the rule set evaluates in order).
+Compiled forms (predicates, labels) are ``cached_property``s: computed once per
+model, then read as plain attributes.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
+
+from stream.rules.verdict import NO_VERDICTS, Verdict
+from stream.state.profile import Profile, iso
+
+
+class RuleModel(BaseModel):
+    """A frozen rule-file model whose unknown keys are errors naming the likely intended key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        allowed = [field.alias or name for name, field in cls.model_fields.items()]
+        if not isinstance(data, dict):
+            raise PydanticCustomError(
+                "not_a_mapping", "expected a mapping with keys {keys}, got {got}", {"keys": ", ".join(allowed), "got": repr(data)}
+            )
+        for key in data:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise PydanticCustomError(
+                    "unknown_key",
+                    "unknown key '{key}'{hint}; allowed keys: {keys}",
+                    {"key": str(key), "hint": hint, "keys": ", ".join(allowed)},
+                )
+        return data
+
+
+class ConditionModel(RuleModel):
+    """A condition of a segment rule; subclasses set ``kind`` and implement :meth:`evaluate`."""
+
+    kind: ClassVar[str]
+
+    def evaluate(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> Verdict:
+        """Whether the condition holds for ``profile`` at ``now`` (epoch ms), why, and until when."""
+        raise NotImplementedError
+
+    def explain(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> dict[str, Any]:
+        """The evaluation as a JSON-ready tree: kind, holds, reason, deadline (ISO) and details per node."""
+        verdict = self.evaluate(profile, now, verdicts)
+        node: dict[str, Any] = {
+            "kind": self.kind,
+            "holds": verdict.holds,
+            "reason": verdict.reason,
+            "deadline": iso(verdict.deadline),
+        }
+        node.update(self.details(profile, now, verdicts))
+        return node
+
+    def details(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict]) -> dict[str, Any]:
+        """Kind-specific entries of :meth:`explain`: the children's explanations, or a leaf's condition as written."""
+        if self.children():
+            return {"children": [child.explain(profile, now, verdicts) for child in self.children()]}
+        return {"rule": self.model_dump(mode="json", by_alias=True, exclude_defaults=True)}
+
+    def children(self) -> tuple[ConditionModel, ...]:
+        """The conditions nested directly inside this one."""
+        return ()
+
+    def lookback_ms(self) -> int:
+        """The longest window in this subtree (0 when it reads no history)."""
+        return max((child.lookback_ms() for child in self.children()), default=0)
+
+    def properties(self) -> set[str]:
+        """Event property names this subtree reads (so history keeps them)."""
+        return set().union(*(child.properties() for child in self.children()))
+
+    def event_names(self) -> set[str]:
+        """Event names this subtree reads (``$any`` when it reads every event)."""
+        return set().union(*(child.event_names() for child in self.children()))
+
+    def segments(self) -> set[str]:
+        """Names of the segments this subtree refers to (their verdicts must come first)."""
+        return set().union(*(child.segments() for child in self.children()))

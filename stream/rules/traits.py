@@ -1,0 +1,80 @@
+"""Trait conditions: ``{trait: age, between: [25, 34]}``.
+
+``trait`` names a profile trait; a dotted path reads nested objects
+(``address.city`` reads ``traits["address"]["city"]``), and a trait whose own
+name contains the dots is found first. A name starting with ``$`` is a computed
+trait (``$revenue``, ``$last_seen``, ``$count.Order Completed``…, see
+:mod:`stream.rules.computed`). Exactly one operator follows (see
+:mod:`stream.rules.operators`); for relative dates (``older_than``,
+``newer_than``) see :mod:`stream.rules.dates`. Traits change only with events,
+so a trait verdict never has a deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import Any, ClassVar
+
+from pydantic import field_validator
+
+from stream.rules.computed import PREFIX, computed_trait
+from stream.rules.model import ConditionModel, RuleModel
+from stream.rules.operators import ValueTest, show
+from stream.rules.verdict import NO_VERDICTS, Verdict
+from stream.state.profile import Profile
+
+
+class TraitReader(RuleModel):
+    """The ``trait`` a condition reads: a profile trait, a dotted path into one, or a computed ``$`` trait."""
+
+    trait: str
+
+    @field_validator("trait")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if value.startswith(PREFIX):
+            computed_trait(value)
+        elif not value or "" in value.split("."):
+            raise ValueError(f"expected a trait name or dotted path such as 'address.city', got {value!r}")
+        return value
+
+    @cached_property
+    def read(self) -> Callable[[Profile], Any]:
+        """The compiled reader of the trait's value from a profile (``None`` when missing)."""
+        if self.trait.startswith(PREFIX):
+            return computed_trait(self.trait)
+        name, path = self.trait, tuple(self.trait.split("."))
+        if len(path) == 1:
+            return lambda profile: profile.traits.get(name)
+
+        def read(profile: Profile) -> Any:
+            value: Any = profile.traits.get(name)
+            if value is None:
+                value = profile.traits
+                for key in path:
+                    if not isinstance(value, Mapping):
+                        return None
+                    value = value.get(key)
+            return value
+
+        return read
+
+
+class TraitCondition(TraitReader, ValueTest, ConditionModel):
+    """A profile trait compared with one operator.
+
+    >>> TraitCondition(trait="age", between=[25, 34]).evaluate(Profile("c", traits={"age": 29}), 0).reason
+    'trait age = 29 between [25, 34]'
+    """
+
+    kind: ClassVar[str] = "trait"
+
+    def evaluate(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> Verdict:
+        value = self.read(profile)
+        holds = self.predicate(value)
+        if value is None:
+            return Verdict(holds, f"trait {self.trait} missing")
+        if holds:
+            return Verdict(True, f"trait {self.trait} = {show(value)} {self.text}")
+        return Verdict(False, f"trait {self.trait} = {show(value)}, not {self.text}")
