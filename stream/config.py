@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         validation_alias="SEGSTREAM_FETCH_MAX_WAIT_MS",
         description="Longest a worker's fetch waits at the broker for new events (latency bound).",
     )
+    allowed_lateness_s: float = Field(
+        3600.0,
+        ge=0,
+        validation_alias="SEGSTREAM_ALLOWED_LATENESS",
+        description="Seconds an event may arrive after its event time and still count; later ones are dead-lettered (too_late).",
+    )
     timer_tick_s: float = Field(0.1, gt=0, validation_alias="SEGSTREAM_TIMER_TICK", description="Seconds between timer checks (bounds how late a window exit fires).")
     history_max_events: int = Field(
         1000,

@@ -50,7 +50,7 @@ class AbsenceCondition(EventFilter, ConditionModel):
     without: str = Field(min_length=1)
     without_where: dict[str, ValueTest] = {}
     within: Duration
-    expires: Duration = DEFAULT_EXPIRES
+    expires: Duration = Field(DEFAULT_EXPIRES, json_schema_extra={"default": format_duration(DEFAULT_EXPIRES)})
 
     @model_validator(mode="after")
     def _expires_after_within(self) -> AbsenceCondition:

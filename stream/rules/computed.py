@@ -28,6 +28,8 @@ from stream.state.profile import Profile
 PREFIX = "$"
 #: The prefix of lifetime event counts: ``$count.Order Completed``.
 COUNT_PREFIX = "$count."
+#: The computed traits that are times in epoch ms (relative dates read them as such, whatever their size).
+TIMES = frozenset({"$first_seen", "$last_seen"})
 #: The computed traits with fixed names and how each is read.
 COMPUTED: dict[str, Callable[[Profile], Any]] = {
     "$revenue": lambda profile: profile.revenue,

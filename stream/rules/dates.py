@@ -3,8 +3,8 @@
 The trait (a stored trait or a computed one such as ``$last_seen``, see
 :mod:`stream.rules.traits`) holds a date: an ISO 8601 string (``2024-05-01``,
 ``2024-05-01T12:00:00Z``; without a zone it is UTC) or epoch seconds or
-milliseconds as a number (below 1e11 it is seconds). Its age at ``now`` is
-``now - date``.
+milliseconds as a number (below 1e11 it is seconds; ``$first_seen`` and
+``$last_seen`` are always ms). Its age at ``now`` is ``now - date``.
 
 * ``older_than: 90d`` holds when the age is at least 90 days ("signed up more
   than 90 days ago"): from ``date + 90d`` on, which is its deadline before then.
@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from pydantic import model_validator
 
+from stream.rules.computed import TIMES
 from stream.rules.durations import Duration, format_duration
 from stream.rules.model import ConditionModel
 from stream.rules.operators import show
@@ -86,7 +87,7 @@ class RelativeDate(TraitReader, ConditionModel):
         value = self.read(profile)
         if value is None:
             return Verdict(False, f"trait {self.trait} missing")
-        date = as_date(value)
+        date = value if self.trait in TIMES else as_date(value)
         if date is None:
             return Verdict(False, f"trait {self.trait} = {show(value)} is not a date (expected ISO 8601 or epoch seconds/ms)")
         begin = None if self.older_than is None else date + self.older_than

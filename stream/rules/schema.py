@@ -22,5 +22,9 @@ class RuleFile(RuleModel):
 
 
 def rules_json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of one rule file."""
-    return RuleFile.model_json_schema(by_alias=True)
+    """The JSON Schema (draft 2020-12) of one rule file; each definition described by its docstring's first paragraph."""
+    schema = RuleFile.model_json_schema(by_alias=True)
+    for definition in (schema, *schema["$defs"].values()):
+        if "description" in definition:
+            definition["description"] = definition["description"].split("\n\n")[0]
+    return schema

@@ -163,6 +163,7 @@ class Processor:
         self.producer = producer
         self.epoch = epoch
         self.clock = clock
+        self.lateness_ms = int(settings.allowed_lateness_s * 1000)
         # One customer step at a time in this process: batches, timers and
         # recovery interleave at await points and must publish in seq order.
         self.lock = asyncio.Lock()
@@ -171,9 +172,16 @@ class Processor:
         """Process one poll batch (dead letters first, then customers)."""
         work: dict[str, Work] = {}
         dead: list[tuple[Message, Rejected]] = []
+        oldest = self.clock() - self.lateness_ms
         for message in messages:
             try:
                 customer, item = parse(message)
+                if item.ts < oldest:
+                    raise Rejected(
+                        "too_late",
+                        f"event time {iso(item.ts)} is more than {self.settings.allowed_lateness_s:g}s before now "
+                        "(SEGSTREAM_ALLOWED_LATENESS); import history with `segstream replay` instead",
+                    )
             except Rejected as exc:
                 dead.append((message, exc))
                 continue

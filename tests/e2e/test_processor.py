@@ -141,3 +141,21 @@ def test_parse_rejects_with_reasons() -> None:
     assert reason(b'{"type": "track", "event": "E", "ts": 1}', key=None) == "missing_customer_id"
     assert reason(b'{"type": "track", "event": "E", "ts": 1, "userId": "u"}', key=None) == "accepted"
     assert reason(b'{"type": "identify", "timestamp": "2026-01-01T00:00:00Z"}') == "accepted"
+
+
+def test_event_later_than_the_allowed_lateness_is_dead_lettered(base_settings: Settings) -> None:
+    settings = make_settings(base_settings, allowed_lateness_s=60)
+    clock = Clock(10_000_000)
+
+    async def scenario() -> Profile:
+        p = processor(settings, clock)
+        await p.handle_batch([view(0, 10_000_000 - 60_001), view(1, 10_000_000 - 60_000)])
+        return (await p.store.load(["c1"]))["c1"].profile
+
+    profile = asyncio.run(scenario())
+    assert profile.counts == {"View": 1}  # the one exactly at the limit still counts
+    reader = TopicReader(settings, settings.dead_letter_topic)
+    [dead] = reader.wait_for(lambda r: len(r) >= 1, 20, "the late event's dead letter")
+    assert (dead["reason"], dead["offset"]) == ("too_late", 0)
+    assert "SEGSTREAM_ALLOWED_LATENESS" in dead["error"]
+    reader.close()
