@@ -90,6 +90,32 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _rules_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from stream.rules import RuleError
+    from stream.state.profile import now_ms
+    from stream.state.rulestore import deploy
+
+    async def go() -> int:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            ruleset, changed = await deploy(client, settings.namespace, args.path or settings.rules_dir, now_ms())
+        except RuleError as exc:
+            print(f"not deployed:\n{exc}", file=sys.stderr)
+            return 1
+        finally:
+            await client.aclose()
+        state = "deployed" if changed else "already deployed"
+        print(f"rules version {ruleset.version} {state}: {', '.join(sorted(ruleset.segments))}")
+        print("running workers load it within a second and backfill new and changed segments (GET /v1/rules shows progress)")
+        return 0
+
+    return asyncio.run(go())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand and its help."""
     parser = argparse.ArgumentParser(
@@ -130,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = rules_sub.add_parser("check", help="Validate rule files and report every error with file, rule and field.")
     check.add_argument("paths", nargs="*", help="rule files or directories (default: SEGSTREAM_RULES)")
     check.set_defaults(func=_rules_check)
+    deploy = rules_sub.add_parser(
+        "deploy", help="Validate rule files and make them the rule set of every running worker (backfilled live)."
+    )
+    deploy.add_argument("path", nargs="?", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
+    deploy.set_defaults(func=_rules_deploy)
     return parser
 
 

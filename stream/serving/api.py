@@ -11,6 +11,9 @@ Read-only JSON over the Redis state the worker maintains (key layout in
 ``GET /v1/segments/{name}/members``    ``{"segment", "members", "next_cursor"}``; query ``cursor``
                                        (the previous page's ``next_cursor``) and ``limit`` (1..1000,
                                        default 100)
+``GET /v1/customers/{id}/segments/{s}/explain``  why the customer is (not) in segment s: the rule tree
+                                       with each condition's verdict, values, events and deadline
+``GET /v1/rules``                      the deployed rule version, its segments and backfill progress
 ``GET /v1/stats``                      the worker's counters, ``{name: int}``
 =====================================  ==============================================================
 
@@ -20,7 +23,10 @@ Customer ids and segment names are single path segments: percent-encode them
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -30,13 +36,18 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
 from stream.config import Settings, configure_logging
-from stream.rules import RuleError, RuleSet, load_rules
+from stream.rules import RuleError, Segment
+from stream.state.rulestore import RuleWatcher, open_rules
 from stream.state import keys
-from stream.state.profile import Profile, iso
+from stream.state.profile import Profile, iso, now_ms
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-ENDPOINTS = "/health, /v1/customers/{id}[/segments], /v1/segments[/{name}/members], /v1/stats"
+ENDPOINTS = (
+    "/health, /v1/customers/{id}[/segments[/{segment}/explain]], /v1/segments[/{name}/members], /v1/rules, /v1/stats"
+)
 #: Seconds to wait for Redis to connect or answer before a request fails with 503.
 REDIS_TIMEOUT_S = 5.0
 
@@ -75,10 +86,15 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
 class _Handlers:
     """The endpoints, bound to one Redis client, namespace and rule set."""
 
-    def __init__(self, settings: Settings, redis: aioredis.Redis, ruleset: RuleSet) -> None:
+    def __init__(self, settings: Settings, redis: aioredis.Redis, rules: RuleWatcher) -> None:
         self.ns = settings.namespace
         self.redis = redis
-        self.segments = dict(sorted(ruleset.segments.items()))
+        self.rules = rules
+        self.rules_partitions = settings.partitions
+
+    @property
+    def segments(self) -> dict[str, Segment]:
+        return dict(sorted(self.rules.ruleset.segments.items()))
 
     async def health(self, request: web.Request) -> web.Response:
         try:
@@ -107,7 +123,7 @@ class _Handlers:
                         "name": name,
                         "description": s.description or None,
                         "members": count,
-                        "source": None if s.source is None else str(s.source),
+                        "source": None if s.source is None else s.source.name,
                     }
                     for (name, s), count in zip(self.segments.items(), counts)
                 ]
@@ -125,6 +141,29 @@ class _Handlers:
         page = [m.decode() for m in found[:limit]]
         next_cursor = page[-1] if len(found) > limit else None
         return _json({"segment": name, "members": page, "next_cursor": next_cursor})
+
+    async def explain(self, request: web.Request) -> web.Response:
+        name = request.match_info["segment"]
+        if name not in self.rules.ruleset.segments:
+            raise _HttpError(404, f"segment {name!r} is not in the rules; GET /v1/segments lists them")
+        profile = await self._profile(request.match_info["id"])
+        explained = self.rules.ruleset.explain(profile, now_ms(), name)
+        return _json({"customer_id": profile.customer_id, "member": name in profile.memberships, **explained})
+
+    async def rules_status(self, request: web.Request) -> web.Response:
+        version = self.rules.version
+        done = await self.redis.hgetall(keys.backfill(self.ns, version))
+        return _json(
+            {
+                "version": version,
+                "segments": sorted(self.rules.ruleset.segments),
+                "backfill": {
+                    "partitions_done": sorted(int(k.decode()[1:]) for k in done),
+                    "partitions": self.rules_partitions,
+                    "customers_evaluated": sum(int(v) for v in done.values()),
+                },
+            }
+        )
 
     async def stats(self, request: web.Request) -> web.Response:
         counters = await self.redis.hgetall(keys.stats(self.ns))
@@ -146,12 +185,12 @@ def _limit(raw: str | None) -> int:
     raise _HttpError(400, f"query parameter 'limit' must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
 
 
-def create_app(settings: Settings, redis_client: aioredis.Redis, ruleset: RuleSet) -> web.Application:
+def create_app(settings: Settings, redis_client: aioredis.Redis, rules: RuleWatcher) -> web.Application:
     """The API as an aiohttp application; ``redis_client`` must use ``decode_responses=False``.
 
     The caller owns ``redis_client`` and closes it.
     """
-    h = _Handlers(settings, redis_client, ruleset)
+    h = _Handlers(settings, redis_client, rules)
     app = web.Application(middlewares=[_json_errors])
     app.router.add_get("/health", h.health)
     # ``[^/]+`` rather than aiohttp's default, which refuses braces inside ids.
@@ -159,6 +198,8 @@ def create_app(settings: Settings, redis_client: aioredis.Redis, ruleset: RuleSe
     app.router.add_get("/v1/customers/{id:[^/]+}/segments", h.customer_segments)
     app.router.add_get("/v1/segments", h.segment_list)
     app.router.add_get("/v1/segments/{name:[^/]+}/members", h.members)
+    app.router.add_get("/v1/customers/{id:[^/]+}/segments/{segment:[^/]+}/explain", h.explain)
+    app.router.add_get("/v1/rules", h.rules_status)
     app.router.add_get("/v1/stats", h.stats)
     return app
 
@@ -166,23 +207,36 @@ def create_app(settings: Settings, redis_client: aioredis.Redis, ruleset: RuleSe
 def run(settings: Settings) -> int:
     """``segstream api``: serve until SIGTERM/SIGINT; refuses to start on bad rules."""
     configure_logging(settings)
-    try:
-        ruleset = load_rules(settings.rules_dir)
-    except RuleError as exc:
-        print(f"segstream api: refusing to start, the rules are invalid:\n{exc}", file=sys.stderr)
-        return 2
 
     async def app() -> web.Application:
         client = aioredis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
         )
+        rules = await open_rules(settings, client, now_ms())
+        application = create_app(settings, client, rules)
 
-        async def close(_: web.Application) -> None:
+        async def follow_rules(_: web.Application) -> AsyncIterator[None]:
+            task = asyncio.create_task(_follow(rules))
+            yield
+            task.cancel()
             await client.aclose()
 
-        application = create_app(settings, client, ruleset)
-        application.on_cleanup.append(close)
+        application.cleanup_ctx.append(follow_rules)
         return application
 
-    web.run_app(app(), host=settings.api_host, port=settings.api_port)
+    try:
+        web.run_app(app(), host=settings.api_host, port=settings.api_port)
+    except RuleError as exc:
+        print(f"segstream api: refusing to start, the rules are invalid:\n{exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+async def _follow(rules: RuleWatcher) -> None:
+    """Pick up newly deployed rule sets every second."""
+    while True:
+        try:
+            await rules.refresh()
+        except (RedisError, RuleError) as exc:
+            log.warning("cannot load the deployed rules (%s); keeping version %s", exc, rules.version)
+        await asyncio.sleep(1.0)

@@ -19,6 +19,10 @@ key                             type    content
 ``ns:pending:{p<n>}``           zset    ``[cid, seq]`` -> time the change was decided: changes
                                         of partition n not yet confirmed published
 ``ns:stats``                    hash    counters: ``events``, ``changes``, ``dead_letter:<reason>``…
+``ns:rules``                    hash    the deployed rule set: ``version``, ``files`` (name ->
+                                        YAML text, orjson), ``at`` (epoch ms)
+``ns:backfill:{version}``       hash    backfill of a rule version: ``p<n>`` -> customers
+                                        evaluated, for each partition done
 ``ns:workers``                  hash    worker id -> ``{"partitions": [...], "at": ms}``, its heartbeat
 ==============================  ======  ===================================================
 """
@@ -77,3 +81,13 @@ def stats(ns: str) -> str:
 def workers(ns: str) -> str:
     """Hash of live workers' heartbeats and owned partitions."""
     return f"{ns}:workers"
+
+
+def rules(ns: str) -> str:
+    """Hash holding the deployed rule set."""
+    return f"{ns}:rules"
+
+
+def backfill(ns: str, version: str) -> str:
+    """Hash of the partitions backfilled for a rule version."""
+    return f"{ns}:backfill:{{{version}}}"

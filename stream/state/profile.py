@@ -13,6 +13,7 @@ All times are integer milliseconds since the Unix epoch, UTC.
 from __future__ import annotations
 
 import bisect
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -127,6 +128,11 @@ class HistoryPolicy:
     horizon_ms: int
     properties: frozenset[str] = STANDARD_PROPERTIES
     max_events: int = 1000
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch milliseconds."""
+    return int(time.time() * 1000)
 
 
 def iso(ms: int | None) -> str | None:

@@ -23,9 +23,12 @@ from redis.exceptions import RedisError
 
 from stream.config import Settings, configure_logging
 from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics, topic_id
-from stream.rules import RuleError, load_rules
+from stream.rules import RuleError
+from stream.state.profile import now_ms
+from stream.state.rulestore import RuleWatcher, open_rules
 from stream.state.store import ProfileStore
-from stream.worker.processor import Message, Processor, Rejected, now_ms
+from stream.worker.backfill import backfill, pending_partitions
+from stream.worker.processor import Message, Processor, Rejected
 
 log = logging.getLogger("stream.worker")
 
@@ -88,6 +91,14 @@ async def retry_transient(step: Callable[[], Awaitable[object]], what: str) -> N
             delay = min(delay * 2, 5.0)
 
 
+async def _initial_rules(settings: Settings) -> RuleWatcher:
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        return await open_rules(settings, client, now_ms())
+    finally:
+        await client.aclose()
+
+
 async def process_isolating(processor: Processor, messages: Sequence[Message]) -> None:
     """Process a batch; if it hits a bug-level error, process one by one and dead-letter the culprits."""
     try:
@@ -106,13 +117,21 @@ async def process_isolating(processor: Processor, messages: Sequence[Message]) -
 
 
 def build(settings: Settings) -> faust.App:
-    """Load rules, prepare topics and wire the agent and timer task into a faust App."""
-    ruleset = load_rules(settings.rules_dir)
+    """Prepare topics and rules, and wire the agent and the timer task into a faust App.
+
+    The timer task also beats the worker's heartbeat, follows rule deployments
+    (swapping the rule set between batches) and starts backfills of owned
+    partitions not yet evaluated under the current rule version.
+    """
     ensure_topics(settings)
     epoch = topic_id(settings, settings.events_topic)
-    store = ProfileStore(aioredis.Redis.from_url(settings.redis_url), settings.namespace)
-    policy = ruleset.policy(settings.history_max_events)
-    processor = Processor(settings, ruleset, policy, store, AsyncProducer(settings), epoch)
+    initial = asyncio.run(_initial_rules(settings))
+    client = aioredis.Redis.from_url(settings.redis_url)
+    rules = RuleWatcher(
+        client, settings.namespace, initial.ruleset, initial.cache_dir, settings.history_max_events, initial.version
+    )
+    store = ProfileStore(client, settings.namespace)
+    processor = Processor(settings, rules.ruleset, rules.policy, store, AsyncProducer(settings), epoch)
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust_app(settings)
@@ -140,6 +159,20 @@ def build(settings: Settings) -> faust.App:
 
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
 
+    backfills: set[asyncio.Task[int]] = set()
+
+    async def follow_rules(partitions: list[int]) -> None:
+        if await rules.refresh():
+            async with processor.lock:
+                processor.use_rules(rules.ruleset, rules.policy)
+        if backfills or not partitions:
+            return
+        todo = await pending_partitions(processor, rules.version, partitions)
+        if todo:
+            task = asyncio.create_task(backfill(processor, rules.version, todo))
+            backfills.add(task)
+            task.add_done_callback(backfills.discard)
+
     @app.task
     async def timers() -> None:
         last_recovery = last_beat = 0.0
@@ -148,6 +181,7 @@ def build(settings: Settings) -> faust.App:
             if time.monotonic() - last_beat > HEARTBEAT_INTERVAL_S:
                 last_beat = time.monotonic()
                 await retry_transient(lambda: store.heartbeat(worker_id, partitions, now_ms()), "heartbeat")
+                await retry_transient(lambda: follow_rules(partitions), "rules")
             if partitions:
                 await retry_transient(lambda: processor.fire_timers(partitions), "timers")
                 if time.monotonic() - last_recovery > RECOVERY_INTERVAL_S:
@@ -156,9 +190,9 @@ def build(settings: Settings) -> faust.App:
             await asyncio.sleep(settings.timer_tick_s)
 
     log.info(
-        "worker: %d segments from %s, events %s, changes %s, redis %s",
-        len(ruleset.segments),
-        settings.rules_dir,
+        "worker: rules version %s (%d segments), events %s, changes %s, redis %s",
+        rules.version,
+        len(rules.ruleset.segments),
         settings.events_topic,
         settings.changes_topic,
         settings.redis_url,

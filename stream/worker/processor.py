@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,7 @@ import orjson
 from stream.config import Settings
 from stream.kafka import AsyncProducer, KafkaUnavailable
 from stream.output.changes import Change
-from stream.state.profile import HistoryPolicy, Profile, event_time, iso
+from stream.state.profile import HistoryPolicy, Profile, event_time, iso, now_ms
 from stream.state.store import Commit, ProfileStore
 from stream.worker.step import Evaluator, advance
 
@@ -41,11 +40,6 @@ log = logging.getLogger(__name__)
 KNOWN_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 _REQUIRED = {"track": "event", "group": "groupId", "alias": "previousId"}
 _MAX_ATTEMPTS = 20
-
-
-def now_ms() -> int:
-    """Wall-clock time in epoch milliseconds."""
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +197,16 @@ class Processor:
                     await self._settle({cid: Work(partition) for cid in due})
                     fired += len(due)
         return fired
+
+    async def reevaluate(self, customers: dict[str, int]) -> int:
+        """Re-evaluate existing customers (id -> partition) with no new event; returns how many."""
+        async with self.lock:
+            await self._settle({cid: Work(partition) for cid, partition in customers.items()})
+        return len(customers)
+
+    def use_rules(self, rules: Evaluator, policy: HistoryPolicy) -> None:
+        """Evaluate with a new rule set from now on (call while holding ``lock``)."""
+        self.rules, self.policy = rules, policy
 
     async def recover(self, partitions: Iterable[int], min_age_ms: int = 5000) -> int:
         """Publish changes decided but not confirmed (the deciding process died); returns how many."""

@@ -22,6 +22,7 @@ class Engine:
     procs: dict[str, Proc] = field(default_factory=dict)
 
     def start(self, *names: str) -> "Engine":
+        started_ms = time.time() * 1000
         for name in names or ("collector", "worker", "api"):
             self.procs[name] = Proc(name, self.settings, [name]).start()
         if "collector" in self.procs:
@@ -29,16 +30,16 @@ class Engine:
         if "api" in self.procs:
             wait_http(f"{self.api_url}/health")
         if "worker" in names or not names:
-            self.wait_partitions_owned()
+            self.wait_partitions_owned(since_ms=started_ms)
         return self
 
-    def wait_partitions_owned(self, timeout: float = 60) -> None:
-        """Wait until live workers (heartbeat < 3 s old) own every events-topic partition."""
+    def wait_partitions_owned(self, since_ms: float, timeout: float = 60) -> None:
+        """Wait until workers that beat since ``since_ms`` (and in the last 3 s) own every partition."""
 
         def owned() -> bool:
             now = time.time() * 1000
             beats = [orjson.loads(v) for v in self.redis().hvals(keys.workers(self.settings.namespace))]
-            covered = {p for b in beats if now - b["at"] < 3000 for p in b["partitions"]}
+            covered = {p for b in beats if b["at"] >= max(since_ms, now - 3000) for p in b["partitions"]}
             return covered == set(range(self.settings.partitions))
 
         wait_until(owned, timeout, f"workers owning all partitions (worker log: {self.worker_log()})")

@@ -1,4 +1,4 @@
-"""Property tests: event-window verdicts and deadlines against a brute-force oracle over the history list."""
+"""Property tests: verdicts and deadlines of event windows, absences, sequences and relative dates against brute force."""
 
 from __future__ import annotations
 
@@ -103,6 +103,123 @@ def test_event_window_verdict_and_exact_deadline_match_brute_force(rule: dict[st
         assert brute_force(rule, history, verdict.deadline) != verdict.holds, "the verdict changes at its deadline"
 
 
+absences = st.builds(
+    lambda trigger, cancel, where, cancel_where, within, longer: {
+        "event": trigger,
+        "without": cancel,
+        "within": f"{within}ms",
+        "expires": f"{within + longer}ms",
+        **where,
+        **cancel_where,
+    },
+    st.sampled_from(["A", "B", ANY_EVENT]),
+    st.sampled_from(["A", "B", ANY_EVENT]),
+    st.sampled_from([{}, {"where": {"k": {"in": ["x", "y"]}}}]),
+    st.sampled_from([{}, {"without_where": {"k": {"eq": "z"}}}]),
+    st.integers(0, 20).map(lambda n: n or 1),
+    st.integers(1, 20),
+)
+steps = st.builds(
+    lambda name, where: {"event": name, **where},
+    st.sampled_from(["A", "B", ANY_EVENT]),
+    st.sampled_from([{}, {}, {"where": {"k": {"in": ["x", "y"]}}}]),
+)
+sequences = st.builds(
+    lambda chain, within, lookback: {"sequence": chain, **within, "lookback": f"{lookback}ms"},
+    st.lists(steps, min_size=2, max_size=3),
+    st.one_of(st.just({}), st.integers(1, 15).map(lambda n: {"within": f"{n}ms"})),
+    st.integers(1, 30),
+)
+dates = st.builds(
+    lambda bounds: {"trait": "$last_seen", **bounds},
+    st.one_of(
+        st.integers(1, 30).map(lambda n: {"older_than": f"{n}ms"}),
+        st.integers(1, 30).map(lambda n: {"newer_than": f"{n}ms"}),
+        st.tuples(st.integers(1, 15), st.integers(1, 15)).map(
+            lambda p: {"older_than": f"{p[0]}ms", "newer_than": f"{p[0] + p[1]}ms"}
+        ),
+    ),
+)
+
+
+def ms(duration: str) -> int:
+    return int(duration.removesuffix("ms"))
+
+
+def accepts(spec: dict[str, Any], where_key: str, name_key: str, e: Event) -> bool:
+    """Whether ``e`` passes the event name ``spec[name_key]`` and the filters ``spec[where_key]`` used above."""
+    if spec[name_key] not in (e.name, ANY_EVENT):
+        return False
+    where = spec.get(where_key, {}).get("k")
+    return where is None or e.props.get("k") in where.get("in", [where.get("eq")])
+
+
+def brute_force_absence(rule: dict[str, Any], history: list[Event], t: int) -> bool:
+    """Some trigger ``a`` with ``a + within <= t``, ``a > t - expires`` and no cancel in ``(a, t]``."""
+    within, expires = ms(rule["within"]), ms(rule["expires"])
+    return any(
+        a.ts + within <= t
+        and a.ts > t - expires
+        and not any(a.ts < b.ts <= t and accepts(rule, "without_where", "without", b) for b in history)
+        for a in history
+        if accepts(rule, "where", "event", a)
+    )
+
+
+def brute_force_sequence(rule: dict[str, Any], history: list[Event], t: int) -> bool:
+    """A chain of events inside the lookback, one per step, strictly later each, at most ``within`` apart."""
+    lookback, within = ms(rule["lookback"]), ms(rule.get("within", f"{10**9}ms"))
+    inside = [e for e in history if t - lookback < e.ts <= t]
+
+    def chain(step: int, after: Event | None) -> bool:
+        if step == len(rule["sequence"]):
+            return True
+        return any(
+            accepts(rule["sequence"][step], "where", "event", e) and chain(step + 1, e)
+            for e in inside
+            if after is None or after.ts < e.ts <= after.ts + within
+        )
+
+    return chain(0, None)
+
+
+def brute_force_date(rule: dict[str, Any], last_seen: int | None, t: int) -> bool:
+    if last_seen is None:
+        return False
+    age = t - last_seen
+    older = "older_than" not in rule or age >= ms(rule["older_than"])
+    return older and ("newer_than" not in rule or age < ms(rule["newer_than"]))
+
+
+def brute_force_leaf(rule: dict[str, Any], profile: Profile, t: int) -> bool:
+    if "without" in rule:
+        return brute_force_absence(rule, profile.history, t)
+    if "sequence" in rule:
+        return brute_force_sequence(rule, profile.history, t)
+    if "trait" in rule:
+        return brute_force_date(rule, profile.last_seen, t)
+    return brute_force(rule, profile.history, t)
+
+
+#: After this time nothing in the generated histories can change a verdict.
+HORIZON = 60 + 40 + 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(absences, sequences, dates), events, st.one_of(st.none(), st.integers(0, 60)), st.integers(-5, 90))
+def test_absence_sequence_and_date_verdicts_and_exact_deadlines_match_brute_force(
+    rule: dict[str, Any], history: list[Event], last_seen: int | None, now: int
+) -> None:
+    profile = Profile("c", history=history, last_seen=last_seen)
+    verdict = parse_condition(rule).evaluate(profile, now)
+    assert verdict.holds == brute_force_leaf(rule, profile, now)
+    until = HORIZON if verdict.deadline is None else verdict.deadline
+    assert verdict.deadline is None or verdict.deadline > now
+    assert all(brute_force_leaf(rule, profile, t) == verdict.holds for t in range(now + 1, until))
+    if verdict.deadline is not None:
+        assert brute_force_leaf(rule, profile, verdict.deadline) != verdict.holds, "the verdict changes at its deadline"
+
+
 def combined(leaf: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
     return st.recursive(
         leaf,
@@ -115,21 +232,29 @@ def combined(leaf: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[
     )
 
 
-def brute_force_tree(rule: dict[str, Any], history: list[Event], t: int) -> bool:
+def brute_force_tree(rule: dict[str, Any], profile: Profile, t: int) -> bool:
     if "all" in rule:
-        return all(brute_force_tree(c, history, t) for c in rule["all"])
+        return all(brute_force_tree(c, profile, t) for c in rule["all"])
     if "any" in rule:
-        return any(brute_force_tree(c, history, t) for c in rule["any"])
+        return any(brute_force_tree(c, profile, t) for c in rule["any"])
     if "not" in rule:
-        return not brute_force_tree(rule["not"], history, t)
-    return brute_force(rule, history, t)
+        return not brute_force_tree(rule["not"], profile, t)
+    return brute_force_leaf(rule, profile, t)
 
 
 @settings(max_examples=300, deadline=None)
-@given(combined(conditions), events, st.integers(-5, 90))
-def test_combined_verdict_holds_until_its_deadline(rule: dict[str, Any], history: list[Event], now: int) -> None:
-    verdict = parse_condition(rule).evaluate(Profile("c", history=history), now)
-    assert verdict.holds == brute_force_tree(rule, history, now)
-    until = 60 + 25 + 2 if verdict.deadline is None else verdict.deadline
+@given(
+    combined(st.one_of(conditions, absences, sequences, dates)),
+    events,
+    st.one_of(st.none(), st.integers(0, 60)),
+    st.integers(-5, 90),
+)
+def test_combined_verdict_holds_until_its_deadline(
+    rule: dict[str, Any], history: list[Event], last_seen: int | None, now: int
+) -> None:
+    profile = Profile("c", history=history, last_seen=last_seen)
+    verdict = parse_condition(rule).evaluate(profile, now)
+    assert verdict.holds == brute_force_tree(rule, profile, now)
+    until = HORIZON if verdict.deadline is None else verdict.deadline
     assert verdict.deadline is None or verdict.deadline > now
-    assert all(brute_force_tree(rule, history, t) == verdict.holds for t in range(now + 1, until))
+    assert all(brute_force_tree(rule, profile, t) == verdict.holds for t in range(now + 1, until))
