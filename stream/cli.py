@@ -116,6 +116,26 @@ def _rules_deploy(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(go())
 
 
+def _rules_watch(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from stream.config import configure_logging
+    from stream.state.rulestore import watch
+
+    configure_logging(settings)
+
+    async def go() -> None:
+        await watch(aioredis.Redis.from_url(settings.redis_url), settings.namespace, args.path or settings.rules_dir)
+
+    try:
+        asyncio.run(go())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand and its help."""
     parser = argparse.ArgumentParser(
@@ -161,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument("path", nargs="?", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
     deploy.set_defaults(func=_rules_deploy)
+    watch = rules_sub.add_parser("watch", help="Deploy the rules now and again on every change of a rule file.")
+    watch.add_argument("path", nargs="?", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
+    watch.set_defaults(func=_rules_watch)
     return parser
 
 

@@ -23,7 +23,13 @@ from typing import IO
 from stream import services
 from stream.config import Settings
 
-CHILDREN = ("collector", "worker", "api")
+#: Child name -> its ``segstream`` arguments. ``rules`` deploys rules/ and redeploys it on every edit.
+CHILDREN = {
+    "collector": ["collector"],
+    "worker": ["worker"],
+    "api": ["api"],
+    "rules": ["rules", "watch"],
+}
 BACKOFF_START_S = 1.0
 BACKOFF_MAX_S = 30.0
 HEALTHY_AFTER_S = 60.0
@@ -175,7 +181,7 @@ def run_all(settings: Settings, start_services: bool) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        children = [Child(name, [sys.executable, "-m", "stream.cli", name]) for name in CHILDREN]
+        children = [Child(name, [sys.executable, "-m", "stream.cli", *args]) for name, args in CHILDREN.items()]
         _emit(_banner(settings))
         supervise(children, stop)
     finally:

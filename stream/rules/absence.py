@@ -41,8 +41,8 @@ DEFAULT_EXPIRES = 30 * UNITS_MS["d"]
 class AbsenceCondition(EventFilter, ConditionModel):
     """A trigger event with no cancelling event ``within`` after it, until it ``expires``.
 
-    >>> AbsenceCondition.model_validate({"event": "Product Added", "without": "Order Completed", "within": "24h"}).label
-    'Product Added without Order Completed within 24h'
+    >>> AbsenceCondition.model_validate({"event": "Product Added", "without": "Order Completed", "within": "2h"}).label
+    'Product Added without Order Completed within 2h'
     """
 
     kind: ClassVar[str] = "absence"

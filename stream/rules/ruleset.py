@@ -62,7 +62,7 @@ class Segment(RuleModel):
         return self._source
 
     @property
-    def where(self) -> str:
+    def location(self) -> str:
         """The segment as errors name it: ``rules/cart.yaml: segment 'cart_abandoners'``."""
         return f"{self.source}: segment '{self.name}'" if self.source else f"segment '{self.name}'"
 
@@ -78,7 +78,7 @@ def evaluation_order(segments: Mapping[str, Segment]) -> list[str]:
         for name in sorted(segment.condition.segments() - set(segments)):
             close = difflib.get_close_matches(name, list(segments), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            errors.append(f"{segment.where}: refers to unknown segment '{name}'{hint}; define it or fix the name")
+            errors.append(f"{segment.location}: refers to unknown segment '{name}'{hint}; define it or fix the name")
     if errors:
         raise RuleError(errors)
     order: list[str] = []
@@ -92,7 +92,7 @@ def evaluation_order(segments: Mapping[str, Segment]) -> list[str]:
             first = segments[name]
             elsewhere = [f"{n} in {segments[n].source}" for n in circle[1:-1] if segments[n].source != first.source]
             files = f" ({', '.join(elsewhere)})" if elsewhere else ""
-            errors.append(f"{first.where}: segments refer to each other in a circle: {' -> '.join(circle)}{files}; remove one of these references")
+            errors.append(f"{first.location}: segments refer to each other in a circle: {' -> '.join(circle)}{files}; remove one of these references")
             return
         path.append(name)
         for reference in sorted(segments[name].condition.segments()):

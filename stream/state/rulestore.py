@@ -10,6 +10,7 @@ private copy on disk, so errors keep naming the original file.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import tempfile
@@ -20,10 +21,10 @@ import orjson
 import redis.asyncio as aioredis
 
 from stream.config import Settings
-from stream.rules import RuleSet, load_rules
+from stream.rules import RuleError, RuleSet, load_rules
 from stream.rules.loader import RULE_FILE_PATTERNS
 from stream.state import keys
-from stream.state.profile import HistoryPolicy
+from stream.state.profile import HistoryPolicy, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,24 @@ async def deploy(client: aioredis.Redis, ns: str, path: Path, now: int) -> tuple
     )
     log.info("deployed rules version %s (%d segments)", ruleset.version, len(ruleset.segments))
     return ruleset, True
+
+
+async def watch(client: aioredis.Redis, ns: str, path: Path, interval_s: float = 1.0) -> None:
+    """Deploy ``path`` now and again whenever a rule file changes; invalid edits are reported, not deployed."""
+    seen: tuple[tuple[str, int, int], ...] | None = None
+    while True:
+        files = [path] if path.is_file() else sorted(f for p in RULE_FILE_PATTERNS for f in path.glob(p))
+        signature = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file())
+        if signature != seen:
+            seen = signature
+            try:
+                ruleset, changed = await deploy(client, ns, path, now_ms())
+            except RuleError as exc:
+                log.error("rules in %s not deployed, the running version stays:\n%s", path, exc)
+            else:
+                if changed:
+                    log.info("deployed %s: %s", ruleset.version, ", ".join(sorted(ruleset.segments)))
+        await asyncio.sleep(interval_s)
 
 
 async def fetch(client: aioredis.Redis, ns: str) -> Deployed | None:
