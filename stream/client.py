@@ -68,6 +68,14 @@ class Client:
         """A customer's segments, ``[{"segment", "entered_at"}]`` sorted by name."""
         return self._get(f"/v1/customers/{quote(customer_id, safe='')}/segments")["segments"]
 
+    def explain(self, customer_id: str, segment: str) -> dict[str, Any]:
+        """Why ``customer_id`` is or is not in ``segment``: the rule tree with each condition's verdict."""
+        return self._get(f"/v1/customers/{quote(customer_id, safe='')}/segments/{quote(segment, safe='')}/explain")
+
+    def rules(self) -> dict[str, Any]:
+        """The deployed rule version, its segments and backfill progress."""
+        return self._get("/v1/rules")
+
     def segments(self) -> list[dict[str, Any]]:
         """Every segment of the rules, ``[{"name", "description", "members", "source"}]``."""
         return self._get("/v1/segments")["segments"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import orjson
 
@@ -40,6 +41,7 @@ class Change:
     at: int
     seq: int
     reason: str
+    group: str | None = None
 
     @property
     def id(self) -> str:
@@ -56,6 +58,7 @@ class Change:
             "at": iso(self.at),
             "seq": self.seq,
             "reason": self.reason,
+            "group": self.group,
         }
 
     def to_bytes(self) -> bytes:
@@ -65,14 +68,20 @@ class Change:
     def from_bytes(cls, raw: bytes) -> "Change":
         """Inverse of :meth:`to_bytes`."""
         d = orjson.loads(raw)
-        return cls(d["customer_id"], d["segment"], d["change"], parse_time(d["at"]), d["seq"], d["reason"])
+        return cls(d["customer_id"], d["segment"], d["change"], parse_time(d["at"]), d["seq"], d["reason"], d.get("group"))
 
 
-def decide(profile: Profile, verdicts: Mapping[str, VerdictLike], now: int) -> list[Change]:
+def decide(
+    profile: Profile,
+    verdicts: Mapping[str, VerdictLike],
+    now: int,
+    group: Callable[[str, str], str | None] | None = None,
+) -> list[Change]:
     """Compare verdicts with the profile's memberships; update them and return the changes.
 
-    Each change takes the next per-customer ``seq``. Segments the profile is in
-    but that have no verdict (removed from the rules) are exited.
+    Each change takes the next per-customer ``seq`` and, for segments with a
+    holdout, the customer's ``group(customer_id, segment)``. Segments the profile
+    is in but that have no verdict (removed from the rules) are exited.
     """
     changes: list[Change] = []
     memberships = profile.memberships
@@ -89,7 +98,8 @@ def decide(profile: Profile, verdicts: Mapping[str, VerdictLike], now: int) -> l
             del memberships[name]
             kind = "exited"
         reason = verdict.reason if verdict is not None else REMOVED_REASON
-        changes.append(Change(profile.customer_id, name, kind, now, profile.seq, reason))
+        cohort = group(profile.customer_id, name) if group is not None and verdict is not None else None
+        changes.append(Change(profile.customer_id, name, kind, now, profile.seq, reason, cohort))
     return changes
 
 

@@ -19,6 +19,8 @@ class Evaluator(Protocol):
 
     def evaluate(self, profile: Profile, now: int) -> dict[str, VerdictLike]: ...
 
+    def group(self, customer_id: str, segment: str) -> str | None: ...
+
 
 def advance(
     profile: Profile,
@@ -33,10 +35,10 @@ def advance(
     for record, ts in events:
         apply_event(profile, record, ts, policy)
         verdicts = rules.evaluate(profile, now)
-        changes += decide(profile, verdicts, now)
+        changes += decide(profile, verdicts, now, rules.group)
     if verdicts is None:
         verdicts = rules.evaluate(profile, now)
-        changes += decide(profile, verdicts, now)
+        changes += decide(profile, verdicts, now, rules.group)
     trim_history(profile, now, policy)
     profile.deadline = next_deadline(verdicts)
     return changes

@@ -81,6 +81,9 @@ def test_deployed_rule_is_backfilled_and_removed_rule_exits_its_members(base_set
         assert body["backfill"]["partitions_done"] == list(range(settings.partitions))
         assert sorted(api.members("viewers")) == sorted(viewers)
         assert api.customer_segments("b0") == []
+        why = api.explain("v0", "viewers")
+        assert why["holds"] is True and why["member"] is True and why["deadline"]
+        assert why["condition"]["kind"] == "event" and len(why["condition"]["events"]) == 2
 
         # Live traffic after the deploy is evaluated with the new rules.
         send(settings, [("late", "Product Viewed"), ("late", "Product Viewed")])

@@ -41,6 +41,9 @@ class TwoViewsIn3s:
         deadline = inside[-2] + WINDOW if holds else None
         return {"hot": Verdict(holds, f"views in 3s = {len(inside)}", deadline)}
 
+    def group(self, customer_id: str, segment: str) -> str | None:
+        return None
+
 
 class Clock:
     def __init__(self, now: int) -> None:

@@ -46,7 +46,14 @@ def test_change_id_is_stable_and_record_round_trips() -> None:
         "at": "2026-01-02T03:04:05.678Z",
         "seq": 7,
         "reason": "because",
+        "group": None,
     }
+
+
+def test_holdout_group_is_carried_by_changes_of_existing_segments() -> None:
+    p = Profile("u1", memberships={"gone": 1})
+    changes = decide(p, {"a": V(True)}, 10, group=lambda cid, seg: f"control:{cid}:{seg}")
+    assert [(c.segment, c.group) for c in changes] == [("a", "control:u1:a"), ("gone", None)]
 
 
 def test_next_deadline_is_the_earliest() -> None:

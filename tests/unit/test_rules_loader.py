@@ -26,11 +26,22 @@ def errors_of(path: Path) -> list[str]:
     return exc.value.errors
 
 
-def test_shipped_rules_load_with_their_four_segments() -> None:
+SHIPPED = {
+    "demographics.yaml": {"ny_25_34"},
+    "behaviour.yaml": {"product_browsers", "recent_buyers", "repeat_buyers"},
+    "lifecycle.yaml": {"cart_abandoners", "viewed_not_added", "abandoned_then_checkout", "new_signups", "lapsed_members"},
+    "funnels.yaml": {"funnel_view_add_checkout"},
+    "value.yaml": {"high_value", "high_value_frequent", "lifetime_vips"},
+}
+
+
+def test_shipped_rules_load_with_all_their_segments() -> None:
     ruleset = load_rules(ROOT / "rules")
-    assert set(ruleset.segments) == {"ny_25_34", "product_browsers", "recent_buyers", "repeat_buyers"}
+    assert {p.name for p in (ROOT / "rules").glob("*.yaml")} == set(SHIPPED)
+    assert {s.name: s.source.name for s in ruleset.segments.values() if s.source} == {
+        name: file for file, names in SHIPPED.items() for name in names
+    }
     assert all(s.description for s in ruleset.segments.values())
-    assert ruleset.segments["ny_25_34"].source == ROOT / "rules" / "demographics.yaml"
     now = 100 * D
     alice = Profile(
         "alice",
@@ -38,9 +49,35 @@ def test_shipped_rules_load_with_their_four_segments() -> None:
         history=[Event(now - 3 * D + i, "Product Viewed") for i in range(3)] + [Event(now - D, "Order Completed")],
     )
     verdicts = ruleset.evaluate(alice, now)
-    assert {name for name, v in verdicts.items() if v.holds} == {"ny_25_34", "product_browsers", "recent_buyers"}
+    assert {name for name, v in verdicts.items() if v.holds} == {"ny_25_34", "product_browsers", "recent_buyers", "viewed_not_added"}
     assert verdicts["product_browsers"].reason == "count(Product Viewed within 7d) = 3 >= 3"
     assert verdicts["product_browsers"].deadline == now - 3 * D + 7 * D
+    assert verdicts["viewed_not_added"].deadline == now - 3 * D + 2 + 30 * D, "the last view expires"
+
+
+def test_shipped_playbook_segments() -> None:
+    ruleset = load_rules(ROOT / "rules")
+    h = 3_600_000
+    now = 100 * D
+    shopper = Profile(
+        "s",
+        history=[
+            Event(now - 5 * h, "Product Viewed"),
+            Event(now - 4 * h, "Product Added"),
+            Event(now - 3 * h, "page", {"name": "Checkout"}),
+        ],
+    )
+    verdicts = ruleset.evaluate(shopper, now)
+    assert {name for name, v in verdicts.items() if v.holds} == {"abandoned_then_checkout", "funnel_view_add_checkout"}
+    assert verdicts["cart_abandoners"].deadline == now - 4 * h + 24 * h
+    assert verdicts["abandoned_then_checkout"].deadline == now - 3 * h + D, "the checkout view leaves the day"
+    assert ruleset.group("s", "high_value") in ("control", "treatment") and ruleset.group("s", "cart_abandoners") is None
+    buyer = Profile("b", revenue=1200.0, counts={"Order Completed": 5}, history=[Event(now - i * D, "Order Completed", {"revenue": 80}) for i in range(3)])
+    verdicts = ruleset.evaluate(buyer, now)
+    assert {"high_value", "high_value_frequent", "lifetime_vips"} <= {name for name, v in verdicts.items() if v.holds}
+    member = Profile("m", traits={"signed_up_at": "1970-01-01"}, last_seen=now - 31 * D)
+    verdicts = ruleset.evaluate(member, now)
+    assert verdicts["lapsed_members"].holds and not verdicts["new_signups"].holds
 
 
 def test_policy_keeps_the_longest_window_and_every_property_read(tmp_path: Path) -> None:
@@ -54,7 +91,20 @@ def test_policy_keeps_the_longest_window_and_every_property_read(tmp_path: Path)
     policy = load_rules(tmp_path).policy(50)
     assert policy.horizon_ms == 90 * D and policy.max_events == 50
     assert policy.properties == STANDARD_PROPERTIES | {"coupon", "net"}
-    assert load_rules(ROOT / "rules").policy(1000).horizon_ms == 30 * D
+    assert load_rules(ROOT / "rules").policy(1000).horizon_ms == 90 * D
+
+
+def test_policy_covers_absence_expiry_and_sequence_lookback(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "a.yaml",
+        "segments:\n"
+        "  - {name: a, condition: {event: A, without: B, without_where: {coupon: {exists: true}}, within: 1d, expires: 60d}}\n"
+        "  - {name: s, condition: {sequence: [{event: A}, {event: C, where: {step: {eq: 2}}}], lookback: 45d}}\n",
+    )
+    ruleset = load_rules(tmp_path)
+    assert ruleset.lookback_ms() == 60 * D
+    assert ruleset.policy(10).properties == STANDARD_PROPERTIES | {"coupon", "step"}
 
 
 def test_version_is_stable_and_follows_contents(tmp_path: Path) -> None:
@@ -106,6 +156,15 @@ def test_bad_duration_names_file_segment_and_field(tmp_path: Path) -> None:
         ("{any: [{trait: a, exists: true}, {not: [1]}]}", "condition.any[1].not: expected a condition"),
         ("{all: []}", "condition.all: must not be empty"),
         ("{trait: signup, gt: 2024-01-01}", "condition.gt: expected a number or a string, got datetime.date(2024, 1, 1); quote dates"),
+        ("{trait: signup, older_than: 90 days}", "condition.older_than: expected a duration like '24h', got '90 days'"),
+        ("{trait: $revnue, gte: 1}", "condition.trait: unknown computed trait '$revnue'; use one of $revenue"),
+        ("{event: A, without_where: {x: {eq: 1}}, within: 1d}", "condition.without: missing; name the event that cancels the trigger"),
+        ("{event: A, without: B, within: 2d, expires: 1d}", "condition: expires (1d) must be longer than within (2d)"),
+        ("{event: A, without: B, within: 1d, count: {gte: 2}}", "condition: unknown key 'count'; allowed keys: event, where, without"),
+        ("{sequence: [{event: A}], lookback: 1d}", "condition.sequence: a sequence needs at least two steps"),
+        ("{sequence: [{event: A}, {evnt: B}], lookback: 1d}", "condition.sequence[1]: unknown key 'evnt' (did you mean 'event'?)"),
+        ("{sequence: [{event: A}, {event: B}]}", "condition.lookback: missing; add the window the whole sequence must lie in"),
+        ("{segment: High Value}", "condition.segment: use lowercase letters, digits and '_' only"),
     ],
 )
 def test_condition_errors(tmp_path: Path, condition: str, message: str) -> None:
