@@ -15,13 +15,14 @@ from confluent_kafka import Producer
 
 from stream.client import Client
 from stream.config import Settings
+from stream.state.profile import iso, now_ms
 from tests.e2e.conftest import make_settings
 from tests.e2e.engine import Engine
 from tests.e2e.harness import ROOT, TopicReader, http_json, settings_env, wait_until
 
 
 def iso_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return iso(now_ms())
 
 
 def send(settings: Settings, events: list[tuple[str, str]]) -> None:
@@ -112,6 +113,34 @@ def test_timer_survives_sigkill_of_its_worker(base_settings: Settings, tmp_path:
         assert time.time() - entered_at > 6, "restart was quicker than the window; the timer was not tested"
         [exited] = reader.wait_for(lambda r: changes(r, "hot", "exited"), 30, "the exit after the restart")[1:]
         assert exited["seq"] == 2 and "count(Product Viewed" in exited["reason"]
+        reader.close()
+    finally:
+        eng.stop()
+
+
+def test_absence_trigger_fires_when_the_time_passes_with_no_event(base_settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / "cart.yaml").write_text(
+        "segments:\n"
+        "  - name: cart_abandoners\n"
+        "    condition: {event: Product Added, without: Order Completed, within: 3s}\n"
+    )
+    settings = make_settings(base_settings, rules_dir=tmp_path)
+    eng = Engine(settings).start("worker")
+    try:
+        send(settings, [("ann", "Product Added"), ("ben", "Product Added")])
+        sent = time.time()
+        time.sleep(0.01)  # a cancelling event must come after the trigger, not in the same millisecond
+        send(settings, [("ben", "Order Completed")])
+        reader = TopicReader(settings, settings.changes_topic)
+        reader.wait_for(lambda r: "ann" in changes(r, "cart_abandoners", "entered"), 30, "ann's abandonment")
+        assert time.time() - sent >= 2.5, "entered before the 3 s had passed"
+        [entered] = [r for r in reader.records if r["customer_id"] == "ann"]
+        assert "Order Completed" in entered["reason"]
+        # Ann leaves when she orders; Ben, who ordered in time, never entered.
+        send(settings, [("ann", "Order Completed")])
+        reader.wait_for(lambda r: "ann" in changes(r, "cart_abandoners", "exited"), 30, "ann's exit on ordering")
+        reader.poll(1.0)
+        assert "ben" not in {r["customer_id"] for r in reader.records}
         reader.close()
     finally:
         eng.stop()
