@@ -57,8 +57,6 @@ def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    import orjson
-
     from stream.replay import read_events, replay
     from stream.rules import RuleError, load_rules
     from stream.state.profile import parse_time
@@ -86,7 +84,6 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     for name, row in result.summary().items():
         print(f"{name:<32} {row['entered']:>8} {row['exited']:>8} {row['members']:>8}")
     print(f"{len(result.profiles)} customers, {len(result.changes)} changes, {len(result.rejected)} rejected records")
-    print(orjson.dumps({"summary": result.summary()}).decode() if args.json else "", end="\n" if args.json else "")
     return 0
 
 
@@ -136,6 +133,15 @@ def _rules_watch(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _rules_schema(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from stream.rules import rules_json_schema
+
+    sys.stdout.write(orjson.dumps(rules_json_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand and its help."""
     parser = argparse.ArgumentParser(
@@ -170,7 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--rules", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
     replay.add_argument("--out", type=Path, help="write the changes as JSON lines to this file")
     replay.add_argument("--until", help="fire timers up to this ISO time (default: the last event's time)")
-    replay.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
     rules = sub.add_parser("rules", help="Work with rule files.", description="Work with rule files.")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     check = rules_sub.add_parser("check", help="Validate rule files and report every error with file, rule and field.")
@@ -181,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument("path", nargs="?", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
     deploy.set_defaults(func=_rules_deploy)
+    schema = rules_sub.add_parser("schema", help="Print the JSON Schema of a rule file (for editors and CI checks).")
+    schema.set_defaults(func=_rules_schema)
     watch = rules_sub.add_parser("watch", help="Deploy the rules now and again on every change of a rule file.")
     watch.add_argument("path", nargs="?", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
     watch.set_defaults(func=_rules_watch)
