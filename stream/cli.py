@@ -57,7 +57,8 @@ def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.replay import read_events, replay
+    from stream.kafka import AsyncProducer
+    from stream.replay import read_events, read_topic, replay
     from stream.rules import RuleError, load_rules
     from stream.state.profile import parse_time
 
@@ -72,12 +73,23 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     def progress(done: int) -> None:
         print(f"\r{done:,} events replayed", end="", file=sys.stderr, flush=True)
 
-    result = replay(read_events(args.file), ruleset, policy, until=until, progress=progress)
+    source = read_topic(settings, args.source[len("topic:") :]) if args.source.startswith("topic:") else read_events(Path(args.source))
+    result = replay(source, ruleset, policy, until=until, progress=progress)
     print(file=sys.stderr)
     if args.out:
         with open(args.out, "wb") as fh:
             for change in result.changes:
                 fh.write(change.to_bytes() + b"\n")
+    if args.out_topic:
+        import asyncio
+
+        async def publish() -> None:
+            producer = AsyncProducer(settings)
+            records = [(args.out_topic, c.customer_id.encode(), c.to_bytes()) for c in result.changes]
+            await producer.send_many(records)
+            producer.close()
+
+        asyncio.run(publish())
     for index, error in result.rejected[:20]:
         print(f"record {index}: rejected ({error.reason}): {error}", file=sys.stderr)
     print(f"{'segment':<32} {'entered':>8} {'exited':>8} {'members':>8}")
@@ -172,9 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
         _replay,
         "Run a history through the rules with an event-time clock and report the changes the live system would emit.",
     )
-    replay.add_argument("file", type=Path, help="JSON lines (one Segment event per line) or CSV (properties.x / traits.x columns)")
+    replay.add_argument(
+        "source",
+        help="a file: JSON lines (one Segment event per line) or CSV (properties.x / traits.x columns); "
+        "or topic:NAME to read a Kafka topic from the beginning",
+    )
     replay.add_argument("--rules", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
     replay.add_argument("--out", type=Path, help="write the changes as JSON lines to this file")
+    replay.add_argument("--out-topic", help="publish the changes to this Kafka topic (keyed by customer)")
     replay.add_argument("--until", help="fire timers up to this ISO time (default: the last event's time)")
     rules = sub.add_parser("rules", help="Work with rule files.", description="Work with rule files.")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
