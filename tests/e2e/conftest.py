@@ -18,9 +18,6 @@ from stream.config import Settings
 from stream.kafka import admin, ensure_topics
 from tests.e2e.harness import ROOT, free_port
 
-pytestmark = pytest.mark.e2e
-
-
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
     """Settings from the environment, after checking Kafka and Redis answer."""
