@@ -13,7 +13,7 @@ step in an order that makes a crash at any point recoverable; see ``commit`` and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import orjson
 import redis.asyncio as aioredis
@@ -72,11 +72,20 @@ class ProfileStore:
             out[cid] = Loaded(int(version or 0), profile)
         return out
 
-    async def commit(self, commits: Sequence[Commit], now: int) -> list[str]:
+    async def commit(
+        self,
+        commits: Sequence[Commit],
+        now: int,
+        timers: Iterable[Profile] = (),
+        counters: Mapping[str, int] | None = None,
+    ) -> list[str]:
         """Write each customer's profile and outbox atomically; return the ids whose version moved (retry them).
 
         Pending markers for the outbox entries are written first, in their own
         round trip, so no decided change can exist without a marker pointing at it.
+        The same round trip as the commits registers ``timers`` (each profile's next
+        deadline on its partition's timer set, or its removal) and adds ``counters``;
+        a timer set for a customer whose commit was refused is set again by its retry.
         """
         marked = [c for c in commits if c.changes]
         if marked:
@@ -98,22 +107,19 @@ class ProfileStore:
                 args=[c.loaded.version, c.loaded.profile.to_bytes(), *outbox_args],
                 client=pipe,
             )
-        results = await pipe.execute()
-        return [c.customer_id for c, r in zip(commits, results) if r == -1]
-
-    async def set_timers(self, profiles: Iterable[Profile]) -> None:
-        """Register each profile's next deadline on its partition's timer set (or drop it)."""
-        pipe = self.redis.pipeline(transaction=False)
-        count = 0
-        for p in profiles:
+        for p in timers:
             key = keys.timers(self.ns, p.partition or 0)
             if p.deadline is None:
                 pipe.zrem(key, p.customer_id)
             else:
                 pipe.zadd(key, {p.customer_id: p.deadline})
-            count += 1
-        if count:
-            await pipe.execute()
+        for name, n in (counters or {}).items():
+            if n:
+                pipe.hincrby(keys.stats(self.ns), name, n)
+        if not len(pipe):
+            return []
+        results = await pipe.execute()
+        return [c.customer_id for c, r in zip(commits, results) if r == -1]
 
     async def due(self, partition: int, now: int, limit: int = 500) -> list[str]:
         """Customers of ``partition`` whose deadline is at or before ``now``."""

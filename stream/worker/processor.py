@@ -183,8 +183,7 @@ class Processor:
         if dead:
             await self.dead_letter(dead)
         async with self.lock:
-            await self._settle(work)
-        await self.store.count(events=len(messages) - len(dead))
+            await self._settle(work, {"events": len(messages) - len(dead)})
 
     async def fire_timers(self, partitions: Iterable[int]) -> int:
         """Re-evaluate customers whose deadline has passed; returns how many."""
@@ -227,7 +226,7 @@ class Processor:
             log.warning("republished %d changes decided before a crash", published)
         return published
 
-    async def _settle(self, work: dict[str, Work]) -> None:
+    async def _settle(self, work: dict[str, Work], counters: dict[str, int] | None = None) -> None:
         todo = work
         for _ in range(_MAX_ATTEMPTS):
             now = self.clock()
@@ -246,9 +245,10 @@ class Processor:
                     commits.append(Commit(entry, changes))
                 else:
                     unchanged.append(entry.profile)
-            conflicts = set(await self.store.commit(commits, now)) if commits else set()
+            timers = [c.loaded.profile for c in commits] + unchanged
+            conflicts = set(await self.store.commit(commits, now, timers, counters))
+            counters = None  # counted once, whatever the retries
             done = [c for c in commits if c.customer_id not in conflicts]
-            await self.store.set_timers([c.loaded.profile for c in done] + unchanged)
             await self._publish(
                 [ch for c in done for ch in c.changes],
                 {c.customer_id: c.loaded.profile.partition or 0 for c in done},

@@ -56,13 +56,14 @@ def test_timers_register_and_fall_due(base_settings: Settings) -> None:
         loaded = await s.load(["u1", "u2"])
         loaded["u1"].profile.partition, loaded["u1"].profile.deadline = 2, 5000
         loaded["u2"].profile.partition, loaded["u2"].profile.deadline = 2, 9000
-        await s.set_timers(l.profile for l in loaded.values())
+        assert await s.commit([], now=0, timers=[l.profile for l in loaded.values()]) == []
         assert await s.due(2, now=4999) == []
         assert await s.due(2, now=5000) == ["u1"]
         assert await s.earliest_deadline([0, 2]) == 5000
         loaded["u1"].profile.deadline = None
-        await s.set_timers([loaded["u1"].profile])
+        await s.commit([], now=0, timers=[loaded["u1"].profile], counters={"events": 3})
         assert await s.due(2, now=10_000) == ["u2"]
+        assert int(await s.redis.hget(keys.stats(s.ns), "events")) == 3
 
     run(scenario())
 
