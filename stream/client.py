@@ -17,20 +17,16 @@ customers.
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
 from typing import Any, Iterable, Iterator
 from urllib.parse import quote, urlencode
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 
 from stream.config import Settings
-
-#: Longest single Kafka poll, so that a waiting :func:`subscribe` notices Ctrl+C and its timeout.
-POLL_S = 1.0
-METADATA_TIMEOUT_S = 10.0
+from stream.kafka import KafkaUnavailable, read_topic
 
 
 class SegstreamError(Exception):
@@ -141,18 +137,12 @@ def subscribe(
     from now on. Settings default to ``Settings()`` (the environment).
     """
     settings = settings or Settings()
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"{settings.namespace}-subscribe",
-            "enable.auto.commit": False,
-        }
-    )
+    offset = OFFSET_BEGINNING if from_beginning else OFFSET_END
     try:
-        consumer.assign(_partitions(consumer, settings, OFFSET_BEGINNING if from_beginning else OFFSET_END))
-        yield from select_changes(_values(consumer, timeout), segment)
-    finally:
-        consumer.close()
+        values = (m.value() for m in read_topic(settings, settings.changes_topic, offset, timeout))
+        yield from select_changes(values, segment)
+    except KafkaUnavailable as exc:
+        raise SegstreamError(str(exc)) from exc
 
 
 def select_changes(values: Iterable[bytes], segment: str | None = None) -> Iterator[dict[str, Any]]:
@@ -165,40 +155,3 @@ def select_changes(values: Iterable[bytes], segment: str | None = None) -> Itera
         record = orjson.loads(value)
         if segment is None or record["segment"] == segment:
             yield record
-
-
-def _partitions(consumer: Consumer, settings: Settings, offset: int) -> list[TopicPartition]:
-    """Every partition of the changes topic, starting at ``offset``."""
-    topic = settings.changes_topic
-    try:
-        metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
-    except KafkaException as exc:
-        raise SegstreamError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); start it (`segstream services up`) "
-            "or set KAFKA_BOOTSTRAP"
-        ) from exc
-    if metadata is None or metadata.error is not None or not metadata.partitions:
-        raise SegstreamError(
-            f"topic {topic!r} does not exist at {settings.kafka_bootstrap}; the worker creates it "
-            "(`segstream worker`), or check SEGSTREAM_NAMESPACE"
-        )
-    return [TopicPartition(topic, p, offset) for p in sorted(metadata.partitions)]
-
-
-def _values(consumer: Consumer, timeout: float | None) -> Iterator[bytes]:
-    """Record values as they arrive; ends after ``timeout`` seconds without one."""
-    last = time.monotonic()
-    while True:
-        wait = POLL_S if timeout is None else min(POLL_S, last + timeout - time.monotonic())
-        if wait <= 0:
-            return
-        message = consumer.poll(wait)
-        if message is None:
-            continue
-        error = message.error()
-        if error is not None:
-            if error.retriable():
-                continue
-            raise SegstreamError(f"reading {message.topic()} failed: {error.str()}")
-        last = time.monotonic()
-        yield message.value()

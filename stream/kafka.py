@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any, Iterable
 
-from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stream.config import Settings
@@ -128,3 +130,46 @@ def topic_id(settings: Settings, topic: str, timeout: float = 15.0) -> str:
     client = admin(settings)  # must outlive the future, or librdkafka cancels the request
     futures = client.describe_topics(TopicCollection([topic]), request_timeout=timeout)
     return str(futures[topic].result(timeout).topic_id)
+
+
+def read_topic(settings: Settings, topic: str, offset: int, idle_s: float | None) -> Iterator[Message]:
+    """Every partition of ``topic`` from ``offset`` (OFFSET_BEGINNING/OFFSET_END), without a consumer group.
+
+    Ends after ``idle_s`` seconds without a record (``None``: never): the end of a
+    topic is found by idleness, never by the broker's high watermark, which some
+    Kafka-protocol brokers (Tansu) report as the start of the last batch. Raises
+    :class:`KafkaUnavailable` when the broker or the topic cannot be found.
+    """
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{settings.namespace}-reader", "enable.auto.commit": False}
+    )
+    try:
+        try:
+            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        except KafkaException as exc:
+            raise KafkaUnavailable(
+                f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); start it (`segstream services up`) or set KAFKA_BOOTSTRAP"
+            ) from exc
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            raise KafkaUnavailable(
+                f"topic {topic!r} does not exist at {settings.kafka_bootstrap}; "
+                "the worker and collector create it, or check SEGSTREAM_NAMESPACE"
+            )
+        consumer.assign([TopicPartition(topic, p, offset) for p in sorted(metadata.partitions)])
+        last = time.monotonic()
+        while True:
+            wait = 1.0 if idle_s is None else min(0.2, last + idle_s - time.monotonic())
+            if wait <= 0:
+                return
+            message = consumer.poll(wait)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.retriable():
+                    continue
+                raise KafkaUnavailable(f"reading {topic} failed: {error.str()}")
+            last = time.monotonic()
+            yield message
+    finally:
+        consumer.close()

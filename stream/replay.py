@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import heapq
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING
 
+from stream import kafka
 from stream.config import Settings
 from stream.output.changes import Change
 from stream.state.profile import HistoryPolicy, Profile
@@ -104,34 +104,17 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
 def read_topic(settings: Settings, topic: str, idle_s: float = 3.0) -> Iterator[dict[str, Any]]:
     """Every record of ``topic`` from the beginning, until none arrives for ``idle_s`` seconds.
 
-    The end is found by idleness, not by the broker's high watermark (which some
-    Kafka-protocol brokers report wrongly). Keys become ``userId`` when a record has
-    neither ``userId`` nor ``anonymousId``.
+    Keys become ``userId`` when a record has neither ``userId`` nor ``anonymousId``.
     """
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{settings.namespace}-replay", "enable.auto.commit": False}
-    )
-    metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-    if metadata is None or metadata.error is not None:
-        consumer.close()
-        raise ValueError(f"topic {topic!r} not found at {settings.kafka_bootstrap}")
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
-    last = time.monotonic()
-    try:
-        while time.monotonic() - last < idle_s:
-            msg = consumer.poll(0.2)
-            if msg is None or msg.error():
-                continue
-            last = time.monotonic()
-            try:
-                record = orjson.loads(msg.value())
-            except orjson.JSONDecodeError:
-                record = {"type": "(value is not JSON)"}
-            if isinstance(record, dict) and msg.key() and not (record.get("userId") or record.get("anonymousId")):
-                record["userId"] = msg.key().decode(errors="replace")
-            yield record
-    finally:
-        consumer.close()
+    for message in kafka.read_topic(settings, topic, OFFSET_BEGINNING, idle_s):
+        try:
+            record = orjson.loads(message.value())
+        except orjson.JSONDecodeError:
+            record = {"type": "(value is not JSON)"}
+        key = message.key()
+        if isinstance(record, dict) and key and not (record.get("userId") or record.get("anonymousId")):
+            record["userId"] = key.decode(errors="replace")
+        yield record
 
 
 def _nest(row: dict[str, str]) -> dict[str, Any]:
