@@ -9,8 +9,11 @@ import orjson
 
 import redis
 
+from pathlib import Path
+
 from stream.config import Settings
 from stream.state import keys
+from tests.e2e.conftest import make_settings
 from tests.e2e.harness import Proc, wait_http, wait_until
 
 
@@ -68,3 +71,10 @@ class Engine:
     def stop(self) -> None:
         for proc in self.procs.values():
             proc.stop()
+
+
+def settings_with_rules(base: Settings, rules_dir: Path, rules_yaml: str, **overrides: object) -> Settings:
+    """Fresh settings whose rules directory holds one file with ``rules_yaml``."""
+    rules_dir.mkdir(parents=True, exist_ok=True)
+    (rules_dir / "rules.yaml").write_text(rules_yaml)
+    return make_settings(base, rules_dir=rules_dir, **overrides)

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from stream.config import Settings
+from stream.state.profile import iso, now_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -151,3 +152,17 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def track(customer: str, event: str, **fields: Any) -> dict[str, Any]:
+    """An events-topic track record of ``customer``, timed now (ms precision)."""
+    return {"type": "track", "event": event, "userId": customer, "timestamp": iso(now_ms()), **fields}
+
+
+def produce(settings: Settings, topic: str, records: list[tuple[bytes, dict[str, Any] | bytes]]) -> None:
+    """Produce ``(key, record or raw value)`` pairs to ``topic`` with murmur2 keys, as the collector does."""
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "partitioner": "murmur2_random"})
+    for key, value in records:
+        producer.produce(topic, key=key, value=value if isinstance(value, bytes) else orjson.dumps(value))
+        producer.poll(0)
+    producer.flush(30)

@@ -12,14 +12,12 @@ from typing import Any, Iterator
 
 import orjson
 import pytest
-from confluent_kafka import Producer
 from segment.analytics import Client as SegmentClient
 
 from stream.client import Client
 from stream.config import Settings
-from tests.e2e.conftest import make_settings
-from tests.e2e.engine import Engine
-from tests.e2e.harness import TopicReader, wait_until
+from tests.e2e.engine import Engine, settings_with_rules
+from tests.e2e.harness import TopicReader, produce, track, wait_until
 
 
 @pytest.fixture
@@ -70,13 +68,14 @@ def test_sdk_events_become_segment_memberships(engine: Engine) -> None:
 
 
 def test_window_exit_fires_without_a_further_event(base_settings: Settings, tmp_path: Path) -> None:
-    (tmp_path / "hot.yaml").write_text(
+    settings = settings_with_rules(
+        base_settings,
+        tmp_path,
         "segments:\n"
         "  - name: hot_viewers\n"
         "    description: 2+ product views in the last 3 seconds\n"
-        "    condition: {event: Product Viewed, within: 3s, count: {gte: 2}}\n"
+        "    condition: {event: Product Viewed, within: 3s, count: {gte: 2}}\n",
     )
-    settings = make_settings(base_settings, rules_dir=tmp_path)
     eng = Engine(settings).start()
     try:
         sdk = SegmentClient("k", host=eng.collector_url, sync_mode=True, max_retries=1)
@@ -97,12 +96,8 @@ def test_window_exit_fires_without_a_further_event(base_settings: Settings, tmp_
 
 def test_unparseable_record_goes_to_dead_letter_and_worker_keeps_going(engine: Engine) -> None:
     s = engine.settings
-    producer = Producer({"bootstrap.servers": s.kafka_bootstrap})
-    producer.produce(s.events_topic, key=b"dave", value=b"{not json")
-    producer.produce(s.events_topic, key=b"dave", value=b'{"type": "track", "timestamp": "2026-01-01T00:00:00Z"}')
-    good = {"type": "track", "event": "Order Completed", "userId": "dave", "timestamp": "2026-11-01T00:00:00Z"}
-    producer.produce(s.events_topic, key=b"dave", value=orjson.dumps(good | {"timestamp": _iso_now()}))
-    producer.flush(10)
+    no_event = {"type": "track", "timestamp": "2026-01-01T00:00:00Z"}
+    produce(s, s.events_topic, [(b"dave", b"{not json"), (b"dave", no_event), (b"dave", track("dave", "Order Completed"))])
     dlq = TopicReader(s, s.dead_letter_topic)
     dead = dlq.wait_for(lambda r: len(r) >= 2, 60, f"two dead letters; worker: {engine.worker_log()}")
     reasons = sorted(d["reason"] for d in dead)
@@ -113,10 +108,6 @@ def test_unparseable_record_goes_to_dead_letter_and_worker_keeps_going(engine: E
     assert engine.stat("dead_letter:invalid_json") == 1 and engine.stat("dead_letter:missing_field") == 1
     dlq.close()
     reader.close()
-
-
-def _iso_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
 
 
 KILL_RULES = """
@@ -134,20 +125,17 @@ segments:
 
 
 def test_sigkill_mid_stream_keeps_counts_exact_and_changes_delivered(base_settings: Settings, tmp_path: Path) -> None:
-    (tmp_path / "kill.yaml").write_text(KILL_RULES)
-    settings = make_settings(base_settings, rules_dir=tmp_path, batch_max=50)
+    settings = settings_with_rules(base_settings, tmp_path, KILL_RULES, batch_max=50)
     customers = [f"k{i}" for i in range(40)]
     sent: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "partitioner": "murmur2_random"})
-    n = 0
+    records: list[tuple[bytes, dict[str, Any] | bytes]] = []
     for round_ in range(60):
         for cid in customers:
             name = "Order Completed" if (round_ == 40 and int(cid[1:]) % 2 == 0) else "Product Viewed"
-            record = {"type": "track", "event": name, "userId": cid, "messageId": f"{cid}-{round_}", "timestamp": _iso_now()}
-            producer.produce(settings.events_topic, key=cid.encode(), value=orjson.dumps(record))
+            records.append((cid.encode(), track(cid, name, messageId=f"{cid}-{round_}")))
             sent[cid][name] += 1
-            n += 1
-    producer.flush(30)
+    produce(settings, settings.events_topic, records)
+    n = len(records)
 
     eng = Engine(settings).start("worker", "api")
     try:

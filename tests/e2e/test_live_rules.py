@@ -10,45 +10,26 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
-from confluent_kafka import Producer
-
 from stream.client import Client
 from stream.config import Settings
-from stream.state.profile import iso, now_ms
-from tests.e2e.conftest import make_settings
-from tests.e2e.engine import Engine
-from tests.e2e.harness import ROOT, TopicReader, http_json, settings_env, wait_until
-
-
-def iso_now() -> str:
-    return iso(now_ms())
-
+from tests.e2e.engine import Engine, settings_with_rules
+from tests.e2e.harness import ROOT, TopicReader, http_json, produce, settings_env, track, wait_until
 
 def send(settings: Settings, events: list[tuple[str, str]]) -> None:
     """Produce (customer, event name) tracks straight to the events topic, keyed by customer."""
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "partitioner": "murmur2_random"})
-    for cid, name in events:
-        record = {"type": "track", "event": name, "userId": cid, "timestamp": iso_now()}
-        producer.produce(settings.events_topic, key=cid.encode(), value=orjson.dumps(record))
-    producer.flush(10)
-
+    produce(settings, settings.events_topic, [(cid.encode(), track(cid, name)) for cid, name in events])
 
 def changes(records: list[dict], segment: str, change: str) -> set[str]:
     return {r["customer_id"] for r in records if r["segment"] == segment and r["change"] == change}
 
-
 BUYERS = "segments:\n  - name: buyers\n    condition: {event: Order Completed, within: 1d}\n"
 VIEWERS = "segments:\n  - name: viewers\n    condition: {event: Product Viewed, within: 1d, count: {gte: 2}}\n"
 
-
 def test_deployed_rule_is_backfilled_and_removed_rule_exits_its_members(base_settings: Settings, tmp_path: Path) -> None:
-    first, second = tmp_path / "v1", tmp_path / "v2"
-    first.mkdir()
+    second = tmp_path / "v2"
     second.mkdir()
-    (first / "buyers.yaml").write_text(BUYERS)
     (second / "viewers.yaml").write_text(VIEWERS)
-    settings = make_settings(base_settings, rules_dir=first)
+    settings = settings_with_rules(base_settings, tmp_path / "v1", BUYERS)
     buyers = [f"b{i}" for i in range(20)]
     viewers = [f"v{i}" for i in range(30)]
     eng = Engine(settings).start("worker", "api")
@@ -96,12 +77,10 @@ def test_deployed_rule_is_backfilled_and_removed_rule_exits_its_members(base_set
     finally:
         eng.stop()
 
-
 def test_timer_survives_sigkill_of_its_worker(base_settings: Settings, tmp_path: Path) -> None:
-    (tmp_path / "hot.yaml").write_text(
-        "segments:\n  - name: hot\n    condition: {event: Product Viewed, within: 6s, count: {gte: 2}}\n"
+    settings = settings_with_rules(
+        base_settings, tmp_path, "segments:\n  - name: hot\n    condition: {event: Product Viewed, within: 6s, count: {gte: 2}}\n"
     )
-    settings = make_settings(base_settings, rules_dir=tmp_path)
     eng = Engine(settings).start("worker")
     try:
         send(settings, [("t1", "Product Viewed"), ("t1", "Product Viewed")])
@@ -117,14 +96,12 @@ def test_timer_survives_sigkill_of_its_worker(base_settings: Settings, tmp_path:
     finally:
         eng.stop()
 
-
 def test_absence_trigger_fires_when_the_time_passes_with_no_event(base_settings: Settings, tmp_path: Path) -> None:
-    (tmp_path / "cart.yaml").write_text(
-        "segments:\n"
-        "  - name: cart_abandoners\n"
-        "    condition: {event: Product Added, without: Order Completed, within: 3s}\n"
+    settings = settings_with_rules(
+        base_settings,
+        tmp_path,
+        "segments:\n  - name: cart_abandoners\n    condition: {event: Product Added, without: Order Completed, within: 3s}\n",
     )
-    settings = make_settings(base_settings, rules_dir=tmp_path)
     eng = Engine(settings).start("worker")
     try:
         send(settings, [("ann", "Product Added"), ("ben", "Product Added")])

@@ -5,20 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import orjson
-from confluent_kafka import Producer
-
 from stream.config import Settings
-from tests.e2e.harness import ROOT, TopicReader, settings_env
+from tests.e2e.harness import ROOT, TopicReader, produce, settings_env, track
 
 
 def test_replay_reads_a_topic_and_publishes_changes(settings: Settings) -> None:
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "partitioner": "murmur2_random"})
-    for day in (1, 2):
-        record = {"type": "track", "event": "Order Completed", "userId": "r1", "timestamp": f"2026-01-0{day}T00:00:00Z"}
-        producer.produce(settings.events_topic, key=b"r1", value=orjson.dumps(record))
-    producer.produce(settings.events_topic, key=b"r2", value=b"not json")
-    producer.flush(10)
+    orders = [(b"r1", track("r1", "Order Completed", timestamp=f"2026-01-0{day}T00:00:00Z")) for day in (1, 2)]
+    produce(settings, settings.events_topic, [*orders, (b"r2", b"not json")])
     done = subprocess.run(
         [sys.executable, "-m", "stream.cli", "replay", f"topic:{settings.events_topic}",
          "--rules", str(ROOT / "rules" / "behaviour.yaml"), "--until", "2026-03-01T00:00:00Z",
