@@ -212,12 +212,17 @@ def test_absence_sequence_and_date_verdicts_and_exact_deadlines_match_brute_forc
 ) -> None:
     profile = Profile("c", history=history, last_seen=last_seen)
     verdict = parse_condition(rule).evaluate(profile, now)
-    assert verdict.holds == brute_force_leaf(rule, profile, now)
-    until = HORIZON if verdict.deadline is None else verdict.deadline
-    assert verdict.deadline is None or verdict.deadline > now
-    assert all(brute_force_leaf(rule, profile, t) == verdict.holds for t in range(now + 1, until))
+    assert_steady_until_deadline(verdict, lambda t: brute_force_leaf(rule, profile, t), now)
     if verdict.deadline is not None:
         assert brute_force_leaf(rule, profile, verdict.deadline) != verdict.holds, "the verdict changes at its deadline"
+
+
+def assert_steady_until_deadline(verdict: Any, oracle: Any, now: int) -> None:
+    """The verdict equals the oracle at ``now`` and at every ms after it, up to its deadline (or the horizon)."""
+    assert verdict.holds == oracle(now)
+    assert verdict.deadline is None or verdict.deadline > now
+    until = HORIZON if verdict.deadline is None else verdict.deadline
+    assert all(oracle(t) == verdict.holds for t in range(now + 1, until))
 
 
 def combined(leaf: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
@@ -254,7 +259,4 @@ def test_combined_verdict_holds_until_its_deadline(
 ) -> None:
     profile = Profile("c", history=history, last_seen=last_seen)
     verdict = parse_condition(rule).evaluate(profile, now)
-    assert verdict.holds == brute_force_tree(rule, profile, now)
-    until = HORIZON if verdict.deadline is None else verdict.deadline
-    assert verdict.deadline is None or verdict.deadline > now
-    assert all(brute_force_tree(rule, profile, t) == verdict.holds for t in range(now + 1, until))
+    assert_steady_until_deadline(verdict, lambda t: brute_force_tree(rule, profile, t), now)
