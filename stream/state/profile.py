@@ -23,7 +23,7 @@ import orjson
 #: Event properties kept in history whatever the rules reference, so common
 #: commerce aggregates work for rules added later.
 STANDARD_PROPERTIES = frozenset(
-    {"revenue", "total", "value", "price", "quantity", "product_id", "sku", "category", "currency", "name"}
+    {"revenue", "total", "value", "price", "quantity", "product_id", "sku", "category", "currency", "name", "coupon", "discount"}
 )
 
 #: Event types that become history entries; identify/group/alias change the profile only.
@@ -61,6 +61,16 @@ class Profile:
     partition: int | None = None
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+    #: Lifetime time of the latest event of each behaviour name (epoch ms).
+    last: dict[str, int] = field(default_factory=dict)
+    #: Declared (decaying) scores: name -> ``[value, as_of_ms]`` (see ``stream.rules.scores``).
+    points: dict[str, list[float]] = field(default_factory=dict)
+    #: Scores from models and RFM: name -> ``{"v": value, "m": model version}`` (see ``stream.models``).
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Open training examples awaiting their label: kind -> example state (see ``stream.models.labels``).
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: When the profile last produced a training observation (epoch ms).
+    sampled_at: int | None = None
 
     def to_bytes(self) -> bytes:
         """Serialise for Redis (compact orjson; history as ``[ts, name, props]`` triples)."""
@@ -80,8 +90,10 @@ class Profile:
         }
         if self.groups:
             doc["g"] = self.groups
-        if self.aliases:
-            doc["al"] = self.aliases
+        for short, name in _OPTIONAL.items():
+            value = getattr(self, name)
+            if value is not None and value != {} and value != []:
+                doc[short] = value
         return orjson.dumps(doc)
 
     @classmethod
@@ -101,8 +113,7 @@ class Profile:
             applied=d["a"],
             deadline=d["d"],
             partition=d["p"],
-            groups=d.get("g", {}),
-            aliases=d.get("al", []),
+            **{name: d[short] for short, name in _OPTIONAL.items() if short in d},
         )
 
     def public(self) -> dict[str, Any]:
@@ -119,6 +130,18 @@ class Profile:
             "aliases": self.aliases,
             "recent_events": [{"at": iso(e.ts), "event": e.name, "properties": e.props} for e in self.history[-20:]],
         }
+
+
+#: Profile fields serialised only when set: short key -> attribute.
+_OPTIONAL = {
+    "g": "groups",
+    "al": "aliases",
+    "lt": "last",
+    "pt": "points",
+    "sc": "scores",
+    "ex": "examples",
+    "sa": "sampled_at",
+}
 
 
 @dataclass(frozen=True)
@@ -213,6 +236,8 @@ def apply_event(profile: Profile, record: dict[str, Any], ts: int, policy: Histo
     if kind != "track" and record.get("category") is not None:
         props.setdefault("category", record["category"])
     profile.counts[name] = profile.counts.get(name, 0) + 1
+    if ts > profile.last.get(name, ts - 1):
+        profile.last[name] = ts
     profile.revenue += revenue_of(props)
     kept = {k: v for k, v in props.items() if k in policy.properties and _scalar(v)}
     bisect.insort(profile.history, Event(ts, name, kept), key=lambda e: e.ts)

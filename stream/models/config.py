@@ -1,0 +1,70 @@
+"""The ``models:`` section of the rule files: which scores are learned and their label horizons.
+
+.. code-block:: yaml
+
+    models:
+      purchase_events: [Order Completed]   # what counts as a purchase (RFM, propensity, LTV)
+      sample_every: 1d                     # at most one observation per customer per this
+      rescore_every: 1d                    # rescore customers with no event at least this often
+      min_examples: 50                     # a model scores only after learning this many examples
+      churn: {horizon: 30d}                # label 1: no event at all within the horizon
+      purchase_propensity: {horizon: 14d}  # label 1: a purchase within the horizon
+      ltv: {horizon: 90d}                  # label: revenue within the horizon (regression)
+      clusters: {k: 4}                     # behavioural clusters (online k-means)
+
+Every key is optional. Without a ``models:`` section in any rule file nothing is
+learned or scored; an empty ``models: {}`` turns everything on with these defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from stream.rules.durations import UNITS_MS, Duration
+from stream.rules.model import RuleModel
+
+DAY_MS = UNITS_MS["d"]
+#: The classifiers, then the regression: the model kinds a trainer learns.
+CLASSIFIERS = ("churn", "purchase_propensity")
+KINDS = (*CLASSIFIERS, "ltv")
+#: RFM scores: recency, frequency and monetary value, each 1-5; ``rfm`` is the three digits as text ("545").
+RFM_SCORES = ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm")
+#: Every score name the models produce (rules read them with ``{score: <name>, ...}``).
+SCORES = (*KINDS, *RFM_SCORES, "cluster")
+
+
+class ModelSpec(RuleModel):
+    """One learned model: whether it is on, and the horizon its label looks ahead."""
+
+    enabled: bool = True
+    horizon: Duration
+
+
+class ClusterSpec(RuleModel):
+    """Behavioural clusters: whether they are on and how many."""
+
+    enabled: bool = True
+    k: Annotated[int, Field(ge=2, le=12)] = 4
+
+
+class ModelsConfig(RuleModel):
+    """How scores are learned; see the module docstring for each key."""
+
+    purchase_events: Annotated[list[str], Field(min_length=1)] = ["Order Completed"]
+    sample_every: Duration = DAY_MS
+    rescore_every: Duration = DAY_MS
+    min_examples: Annotated[int, Field(ge=1)] = 50
+    churn: ModelSpec = ModelSpec(horizon="30d")
+    purchase_propensity: ModelSpec = ModelSpec(horizon="14d")
+    ltv: ModelSpec = ModelSpec(horizon="90d")
+    clusters: ClusterSpec = ClusterSpec()
+
+    def spec(self, kind: str) -> ModelSpec:
+        """The spec of model ``kind`` (one of :data:`KINDS`)."""
+        return getattr(self, kind)
+
+    def enabled(self) -> list[str]:
+        """The model kinds that are on, in :data:`KINDS` order."""
+        return [kind for kind in KINDS if self.spec(kind).enabled]
