@@ -26,6 +26,8 @@ from stream.rules.durations import UNITS_MS, Duration
 from stream.rules.model import RuleModel
 
 DAY_MS = UNITS_MS["d"]
+#: The longest window the feature function reads; profiles keep at least this much history when models are on.
+FEATURE_WINDOW_MS = 30 * DAY_MS
 #: The classifiers, then the regression: the model kinds a trainer learns.
 CLASSIFIERS = ("churn", "purchase_propensity")
 KINDS = (*CLASSIFIERS, "ltv")

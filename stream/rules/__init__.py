@@ -11,7 +11,8 @@ Modules: :mod:`~stream.rules.loader` (files → :class:`RuleSet`, errors),
 (the registry of kinds), one module per kind (:mod:`~stream.rules.traits`,
 :mod:`~stream.rules.dates`, :mod:`~stream.rules.events`,
 :mod:`~stream.rules.absence`, :mod:`~stream.rules.sequences`,
-:mod:`~stream.rules.references`, :mod:`~stream.rules.logic`) over the shared
+:mod:`~stream.rules.references`, :mod:`~stream.rules.scores` (with the
+declared scores themselves), :mod:`~stream.rules.logic`) over the shared
 :mod:`~stream.rules.filters`, :mod:`~stream.rules.operators`,
 :mod:`~stream.rules.computed`, :mod:`~stream.rules.durations` and
 :mod:`~stream.rules.windows`, and the :mod:`~stream.rules.model` protocol.
@@ -32,6 +33,7 @@ from stream.rules.model import ConditionModel
 from stream.rules.references import SegmentReference
 from stream.rules.ruleset import RuleSet, Segment
 from stream.rules.schema import rules_json_schema
+from stream.rules.scores import PointRule, ScoreCondition, ScoreDefinition
 from stream.rules.sequences import SequenceCondition
 from stream.rules.traits import TraitCondition
 from stream.rules.verdict import Verdict
@@ -50,9 +52,12 @@ __all__ = [
     "EventCondition",
     "EventFilter",
     "NotOf",
+    "PointRule",
     "RelativeDate",
     "RuleError",
     "RuleSet",
+    "ScoreCondition",
+    "ScoreDefinition",
     "Segment",
     "SegmentReference",
     "SequenceCondition",

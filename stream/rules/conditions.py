@@ -13,6 +13,8 @@ key           kind                                                  module
               … with ``without``: an absence trigger                :mod:`stream.rules.absence`
 ``sequence``  events in order (a funnel)                            :mod:`stream.rules.sequences`
 ``segment``   another segment holds                                 :mod:`stream.rules.references`
+``score``     a declared (decaying) or model score compared with    :mod:`stream.rules.scores`
+              one operator
 ============  ====================================================  ==========================================
 
 A ``trait`` may also be a computed trait such as ``$revenue`` or ``$last_seen``
@@ -33,6 +35,7 @@ from stream.rules.events import EventCondition
 from stream.rules.logic import AllOf, AnyOf, NotOf
 from stream.rules.model import ConditionModel
 from stream.rules.references import SegmentReference
+from stream.rules.scores import ScoreCondition
 from stream.rules.sequences import SequenceCondition
 from stream.rules.traits import TraitCondition
 
@@ -45,6 +48,7 @@ KINDS: dict[str, type[ConditionModel]] = {
     "event": EventCondition,
     "sequence": SequenceCondition,
     "segment": SegmentReference,
+    "score": ScoreCondition,
 }
 #: Kinds that share their key with one of :data:`KINDS`, chosen when the condition also has one of their keys.
 VARIANTS: dict[str, tuple[type[ConditionModel], tuple[str, ...]]] = {

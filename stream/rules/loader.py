@@ -1,12 +1,17 @@
 """Loading rule files: YAML in, a validated :class:`RuleSet` out, or every error at once.
 
 A rules path is a directory (every ``*.yaml`` / ``*.yml`` in it, in name order)
-or one file. A file is a mapping with one key, ``segments:``, a list of
-segments (``name``, ``description``, ``condition``, ``holdout``; its JSON Schema
-is :func:`stream.rules.schema.rules_json_schema`). Segment names are unique
-across all files, and references between segments are checked once all files
-are read. Every problem found in any file is reported in one
-:class:`RuleError`, one line each, naming the file, the segment and the field:
+or one file. A file is a mapping with a ``segments:`` list (``name``,
+``description``, ``condition``, ``holdout``), a ``scores:`` list of declared
+scores (``name``, ``description``, ``half_life``, ``points``; see
+:mod:`stream.rules.scores`), or both, and optionally ``models:`` (see
+:mod:`stream.models.config`; in one file at most). Its JSON Schema is
+:func:`stream.rules.schema.rules_json_schema`. Segment and score names are
+unique across all files; every file's scores are read before any segment, so a
+segment may read a score declared in another file, and references between
+segments are checked once all files are read. Every problem found in any file is
+reported in one :class:`RuleError`, one line each, naming the file, the segment
+(or score) and the field:
 
     rules/cart.yaml: segment 'cart_abandoners': condition.all[1].within: expected a duration like '24h', got '24 hours'
 """
@@ -15,15 +20,18 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from stream.models import config  # a module: stream.models.config imports stream.rules
 from stream.rules.conditions import KIND_ERROR, KINDS, TAGS
 from stream.rules.errors import RuleError
+from stream.rules.model import NamedRule
 from stream.rules.ruleset import RuleSet, Segment
+from stream.rules.scores import ScoreDefinition
 
 RULE_FILE_PATTERNS = ("*.yaml", "*.yml")
 _HINTS = {
@@ -33,7 +41,12 @@ _HINTS = {
     "lookback": "add the window the whole sequence must lie in, e.g. 'lookback: 7d'",
     "without": "name the event that cancels the trigger, e.g. 'without: Order Completed'",
     "of": "name the property to measure, e.g. 'of: revenue'",
+    "points": "add e.g. 'points: [{event: Order Completed, points: 10}]'",
 }
+#: The top-level keys of a rule file; a file needs at least one of the lists.
+TOP_LEVEL = ("segments", "scores", "models")
+LISTS = ("segments", "scores")
+_Named = TypeVar("_Named", bound=NamedRule)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -55,17 +68,43 @@ class _StrictLoader(yaml.SafeLoader):
 def load_rules(path: Path | str) -> RuleSet:
     """The rule set in ``path`` (a directory of YAML files, or one file); raises :class:`RuleError` listing every problem."""
     errors: list[str] = []
-    segments: dict[str, Segment] = {}
-    for file in _rule_files(Path(path)):
-        for segment in _load_file(file, errors):
-            if segment.name in segments:
-                other = segments[segment.name].source
-                errors.append(f"{file}: segment '{segment.name}': duplicate name, already defined in {other}; rename one")
-            else:
-                segments[segment.name] = segment
+    files = [(file, data) for file in _rule_files(Path(path)) if (data := _read_file(file, errors)) is not None]
+    before = len(errors)
+    scores = _unique([s for file, data in files for s in _entries(file, data, "scores", ScoreDefinition, {}, errors)], errors)
+    context = {"scores": scores} if len(errors) == before else {}  # else unknown names would be noise
+    models = _models(files, errors)
+    segments = _unique([s for file, data in files for s in _entries(file, data, "segments", Segment, context, errors)], errors)
     if errors:
         raise RuleError(errors)
-    return RuleSet(segments)
+    return RuleSet(segments, scores, models)
+
+
+def _unique(entries: list[_Named], errors: list[str]) -> dict[str, _Named]:
+    """``entries`` by name; a name defined twice is an error naming both files."""
+    unique: dict[str, _Named] = {}
+    for entry in entries:
+        if entry.name in unique:
+            errors.append(f"{entry.location}: duplicate name, already defined in {unique[entry.name].source}; rename one")
+        else:
+            unique[entry.name] = entry
+    return unique
+
+
+def _models(files: list[tuple[Path, dict[str, Any]]], errors: list[str]) -> config.ModelsConfig | None:
+    """The one ``models:`` section of all files (``None`` when there is none)."""
+    models, first = None, None
+    for file, data in files:
+        if "models" not in data:
+            continue
+        if first is not None:
+            errors.append(f"{file}: models: already defined in {first}; keep one 'models:' section, in one file")
+            continue
+        first = file
+        try:
+            models = config.ModelsConfig.model_validate(data["models"])
+        except ValidationError as exc:
+            errors.extend(f"{file}: models: {_message(error)}" for error in exc.errors())
+    return models
 
 
 def _rule_files(path: Path) -> list[Path]:
@@ -79,36 +118,45 @@ def _rule_files(path: Path) -> list[Path]:
     return files
 
 
-def _load_file(file: Path, errors: list[str]) -> list[Segment]:
-    """The valid segments of one file; its problems are appended to ``errors``."""
+def _read_file(file: Path, errors: list[str]) -> dict[str, Any] | None:
+    """The top-level mapping of one file, checked for its keys; its problems are appended to ``errors``."""
     try:
         data = yaml.load(file.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (a safe loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         errors.append(f"{file}: invalid YAML{where}: {exc.problem or exc.context}; fix the syntax there")
-        return []
+        return None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         errors.append(f"{file}: cannot read the file ({exc}); make it readable UTF-8 YAML")
-        return []
+        return None
     if data is None:
         errors.append(f"{file}: the file is empty; add a 'segments:' list (see rules/ for examples)")
+        return None
+    if not isinstance(data, dict) or not any(key in data for key in LISTS):
+        errors.append(f"{file}: expected a mapping with a 'segments:' or 'scores:' list, got {_short(data)}; see rules/ for examples")
+        return None
+    for key in data:
+        if key not in TOP_LEVEL:
+            close = difflib.get_close_matches(str(key), TOP_LEVEL, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            errors.append(f"{file}: unknown top-level key {str(key)!r}{hint}; a rule file holds only 'segments:', 'scores:' and 'models:'")
+    return data
+
+
+def _entries(file: Path, data: dict[str, Any], key: str, model: type[_Named], context: dict[str, Any], errors: list[str]) -> list[_Named]:
+    """The valid entries of the ``key`` list of one file (segments or scores); their problems are appended to ``errors``."""
+    if key not in data:
         return []
-    if not isinstance(data, dict) or "segments" not in data:
-        errors.append(f"{file}: expected a mapping with a 'segments:' list, got {_short(data)}; see rules/ for examples")
-        return []
-    if set(data) != {"segments"}:
-        extra = ", ".join(repr(str(k)) for k in data if k != "segments")
-        errors.append(f"{file}: unknown top-level key {extra}; a rule file holds only 'segments:'")
-    if not isinstance(data["segments"], list):
-        errors.append(f"{file}: segments: expected a list of segments, got {_short(data['segments'])}")
+    if not isinstance(data[key], list):
+        errors.append(f"{file}: {key}: expected a list of {key}, got {_short(data[key])}")
         return []
     valid = []
-    for i, raw in enumerate(data["segments"]):
+    for i, raw in enumerate(data[key]):
         name = raw.get("name") if isinstance(raw, dict) else None
-        prefix = f"{file}: segment '{name}'" if isinstance(name, str) else f"{file}: segments[{i}]"
+        prefix = f"{file}: {model.noun} '{name}'" if isinstance(name, str) else f"{file}: {key}[{i}]"
         try:
-            valid.append(Segment.model_validate(raw, context={"source": file}))
+            valid.append(model.model_validate(raw, context={"source": file, **context}))
         except ValidationError as exc:
             errors.extend(f"{prefix}: {_message(error)}" for error in exc.errors())
     return valid

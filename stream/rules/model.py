@@ -6,7 +6,8 @@ Every condition kind (see :mod:`stream.rules.conditions`) is a
 * ``evaluate(profile, now, verdicts)`` → :class:`~stream.rules.verdict.Verdict` (hot path),
 * ``explain(profile, now, verdicts)`` → a JSON-ready tree of the evaluation,
 * tell the state it needs: ``lookback_ms()``, ``properties()``, ``event_names()``,
-  and the segments it refers to: ``segments()``; ``children()`` are its nested conditions.
+  the segments it refers to: ``segments()``, and the scores it reads: ``scores()``;
+  ``children()`` are its nested conditions and ``walk()`` the whole subtree.
 
 ``verdicts`` maps names of segments already evaluated to their verdicts, so a
 condition may depend on another segment (the rule set evaluates in order).
@@ -17,10 +18,11 @@ model, then read as plain attributes.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
 from stream.rules.verdict import NO_VERDICTS, Verdict
@@ -50,6 +52,33 @@ class RuleModel(BaseModel):
                     {"key": str(key), "hint": hint, "keys": ", ".join(allowed)},
                 )
         return data
+
+
+class NamedRule(RuleModel):
+    """A named entry of a rule file (a segment, a score) that knows the file it came from.
+
+    ``source`` comes from the validation context (``{"source": path}``), not from the file.
+    """
+
+    noun: ClassVar[str]
+
+    name: str
+    _source: Path | None = PrivateAttr(None)
+
+    def model_post_init(self, context: Any) -> None:
+        if isinstance(context, dict) and context.get("source") is not None:
+            self._source = Path(context["source"])
+
+    @property
+    def source(self) -> Path | None:
+        """The rule file that defines this entry."""
+        return self._source
+
+    @property
+    def location(self) -> str:
+        """The entry as errors name it: ``rules/cart.yaml: segment 'cart_abandoners'``."""
+        where = f"{self.source}: " if self.source else ""
+        return f"{where}{self.noun} '{self.name}'"
 
 
 class ConditionModel(RuleModel):
@@ -83,6 +112,12 @@ class ConditionModel(RuleModel):
         """The conditions nested directly inside this one."""
         return ()
 
+    def walk(self) -> Iterator[ConditionModel]:
+        """This condition, then every condition nested in it, depth first."""
+        yield self
+        for child in self.children():
+            yield from child.walk()
+
     def lookback_ms(self) -> int:
         """The longest window in this subtree (0 when it reads no history)."""
         return max((child.lookback_ms() for child in self.children()), default=0)
@@ -98,3 +133,7 @@ class ConditionModel(RuleModel):
     def segments(self) -> set[str]:
         """Names of the segments this subtree refers to (their verdicts must come first)."""
         return set().union(*(child.segments() for child in self.children()))
+
+    def scores(self) -> set[str]:
+        """Names of the scores this subtree reads (declared or learned)."""
+        return set().union(*(child.scores() for child in self.children()))

@@ -1,10 +1,13 @@
-"""Segments and the rule set that evaluates all of them for one profile.
+"""Segments, declared scores and the rule set that evaluates all of them for one profile.
 
 A segment is ``name``, ``description``, ``condition`` and an optional
 ``holdout`` percentage (see :mod:`stream.rules.holdout`). Segments may refer
 to each other (``{segment: high_value}``, see :mod:`stream.rules.references`):
 the rule set evaluates each segment after the segments it refers to, and
-rejects references to unknown segments and references in a circle.
+rejects references to unknown segments and references in a circle. Segments may
+read scores (``{score: lead_score, gte: 20}``, see :mod:`stream.rules.scores`):
+the rule set adds declared scores' points as events arrive and rejects unknown
+score names. ``models`` (see :mod:`stream.models.config`) says which scores are learned.
 """
 
 from __future__ import annotations
@@ -13,32 +16,35 @@ import difflib
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import orjson
 from pydantic import Field, PrivateAttr, field_validator
 
+from stream.models import config  # a module: stream.models.config imports stream.rules
 from stream.rules.conditions import Condition
 from stream.rules.errors import RuleError
 from stream.rules.holdout import holdout_group
-from stream.rules.model import ConditionModel, RuleModel
+from stream.rules.model import ConditionModel, NamedRule
 from stream.rules.references import check_segment_name
+from stream.rules.scores import PointTable, ScoreCondition, ScoreDefinition, check_known_score, value_at
 from stream.rules.verdict import Verdict
 from stream.state.profile import STANDARD_PROPERTIES, HistoryPolicy, Profile
 
 
-class Segment(RuleModel):
+class Segment(NamedRule):
     """One named segment: its description, its condition, its holdout and the file it came from.
 
-    ``source`` comes from the validation context (``{"source": path}``), not from the file.
+    The validation context gives ``source`` (``{"source": path}``) and the declared
+    scores its ``score:`` conditions read (``{"scores": {name: ScoreDefinition}}``).
     """
 
-    name: str
+    noun: ClassVar[str] = "segment"
+
     description: str = ""
     condition: Condition
     holdout: Annotated[float | None, Field(ge=0, le=100)] = None
-    _source: Path | None = PrivateAttr(None)
+    _scores: Mapping[str, ScoreDefinition] | None = PrivateAttr(None)
 
     @field_validator("name")
     @classmethod
@@ -53,18 +59,16 @@ class Segment(RuleModel):
         return value
 
     def model_post_init(self, context: Any) -> None:
-        if isinstance(context, dict) and context.get("source") is not None:
-            self._source = Path(context["source"])
+        super().model_post_init(context)
+        if isinstance(context, dict):
+            self._scores = context.get("scores")
 
-    @property
-    def source(self) -> Path | None:
-        """The rule file that defines this segment."""
-        return self._source
-
-    @property
-    def location(self) -> str:
-        """The segment as errors name it: ``rules/cart.yaml: segment 'cart_abandoners'``."""
-        return f"{self.source}: segment '{self.name}'" if self.source else f"segment '{self.name}'"
+    def bound(self, scores: Mapping[str, ScoreDefinition]) -> Segment:
+        """This segment with its ``score:`` conditions bound to ``scores`` (itself when they already are)."""
+        if self._scores is scores or not self.condition.scores() & set(scores):
+            return self
+        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        return Segment.model_validate(data, context={"source": self.source, "scores": scores})
 
 
 def evaluation_order(segments: Mapping[str, Segment]) -> list[str]:
@@ -107,23 +111,42 @@ def evaluation_order(segments: Mapping[str, Segment]) -> list[str]:
     return order
 
 
+def unknown_scores(segments: Mapping[str, Segment], scores: Mapping[str, ScoreDefinition]) -> list[str]:
+    """One error per score a segment reads that is neither declared in ``scores`` nor a model score."""
+    errors = []
+    for segment in segments.values():
+        for name in sorted(segment.condition.scores()):
+            try:
+                check_known_score(name, scores)
+            except ValueError as exc:
+                errors.append(f"{segment.location}: {exc}")
+    return errors
+
+
 @dataclass
 class RuleSet:
-    """Every segment; evaluates them all for one profile, each after the segments it refers to.
+    """Every segment and declared score, and the ``models:`` section; evaluates every segment for one profile.
 
-    ``version`` is a stable hash of the segments' contents (not of their files or
-    order). Raises :class:`RuleError` for references to unknown segments or in a circle.
+    ``version`` is a stable hash of the segments', scores' and models' contents (not
+    of their files or order). Raises :class:`RuleError` for references to unknown
+    segments or in a circle, and for unknown score names.
     """
 
     segments: dict[str, Segment]
+    scores: dict[str, ScoreDefinition] = field(default_factory=dict)
+    models: config.ModelsConfig | None = None
     version: str = field(init=False)
     _conditions: tuple[tuple[str, ConditionModel], ...] = field(init=False, repr=False)
+    _points: PointTable = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        contents = [s.model_dump(mode="json", by_alias=True, exclude_defaults=True) for s in self.segments.values()]
-        contents.sort(key=lambda s: s["name"])
-        self.version = hashlib.sha256(orjson.dumps(contents, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+        errors = unknown_scores(self.segments, self.scores)
+        if errors:
+            raise RuleError(errors)
+        self.segments = {name: segment.bound(self.scores) for name, segment in self.segments.items()}
+        self.version = _version(self)
         self._conditions = tuple((name, self.segments[name].condition) for name in evaluation_order(self.segments))
+        self._points = PointTable.build(self.scores)
 
     def evaluate(self, profile: Profile, now: int) -> dict[str, Verdict]:
         """Every segment's verdict for ``profile`` at ``now`` (epoch ms), by segment name."""
@@ -170,6 +193,41 @@ class RuleSet:
         return max((condition.lookback_ms() for _, condition in self._conditions), default=0)
 
     def policy(self, max_events: int) -> HistoryPolicy:
-        """The history profiles must keep for these rules: the longest window, the properties read, at most ``max_events``."""
+        """The history profiles must keep: the longest window (and the feature window with models), the properties read, at most ``max_events``."""
         read = set().union(*(condition.properties() for _, condition in self._conditions))
-        return HistoryPolicy(self.lookback_ms(), STANDARD_PROPERTIES | read, max_events)
+        horizon = max(self.lookback_ms(), config.FEATURE_WINDOW_MS if self.models is not None else 0)
+        return HistoryPolicy(horizon, STANDARD_PROPERTIES | read, max_events)
+
+    def apply_points(self, profile: Profile, record: dict[str, Any], ts: int) -> None:
+        """Add the points one validated events-topic record at event time ``ts`` earns to every declared score."""
+        self._points.apply(profile, record, ts)
+
+    def points_at(self, profile: Profile, now: int) -> dict[str, float]:
+        """Every declared score's value at ``now`` (0 without points), by score name."""
+        return {name: value_at(profile.points.get(name), score.half_life, now) for name, score in self.scores.items()}
+
+    def score_thresholds(self) -> dict[str, list[float]]:
+        """Per score name, the numbers any segment compares it with, ascending (``{"churn": [0.5, 0.7]}``)."""
+        thresholds: dict[str, set[float]] = {}
+        for _, condition in self._conditions:
+            for node in condition.walk():
+                if isinstance(node, ScoreCondition):
+                    thresholds.setdefault(node.score, set()).update(node.thresholds)
+        return {name: sorted(values) for name, values in thresholds.items()}
+
+    def score_segments(self) -> dict[str, set[str]]:
+        """Per segment whose condition reads scores (nested conditions included, referenced segments not), their names."""
+        return {name: read for name, condition in self._conditions if (read := condition.scores())}
+
+
+def _version(ruleset: RuleSet) -> str:
+    def dump(models: list[Any]) -> list[Any]:
+        contents = [m.model_dump(mode="json", by_alias=True, exclude_defaults=True) for m in models]
+        return sorted(contents, key=lambda c: c["name"])
+
+    contents = {
+        "segments": dump(list(ruleset.segments.values())),
+        "scores": dump(list(ruleset.scores.values())),
+        "models": ruleset.models.model_dump(mode="json") if ruleset.models is not None else None,
+    }
+    return hashlib.sha256(orjson.dumps(contents, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]

@@ -202,6 +202,16 @@ def history_name(record: dict[str, Any]) -> str:
     return record["event"] if kind == "track" else kind
 
 
+def event_props(record: dict[str, Any]) -> dict[str, Any]:
+    """A behavioural record's properties (a new dict); page and screen calls add their ``name`` and ``category``."""
+    props = dict(record.get("properties") or {})
+    if record["type"] != "track":
+        for key in ("name", "category"):
+            if record.get(key) is not None:
+                props.setdefault(key, record[key])
+    return props
+
+
 def revenue_of(props: dict[str, Any]) -> float:
     """Revenue carried by an event, as Segment's e-commerce spec names it (``revenue``, else ``total``)."""
     for key in ("revenue", "total"):
@@ -230,11 +240,7 @@ def apply_event(profile: Profile, record: dict[str, Any], ts: int, policy: Histo
     if kind not in BEHAVIOUR_TYPES:
         return
     name = history_name(record)
-    props = dict(record.get("properties") or {})
-    if kind != "track" and record.get("name") is not None:
-        props.setdefault("name", record["name"])
-    if kind != "track" and record.get("category") is not None:
-        props.setdefault("category", record["category"])
+    props = event_props(record)
     profile.counts[name] = profile.counts.get(name, 0) + 1
     if ts > profile.last.get(name, ts - 1):
         profile.last[name] = ts

@@ -77,7 +77,7 @@ def test_shipped_rules_enter_and_exit_at_event_time(tmp_path: Path) -> None:
     assert timeline(result.changes, "a", "ny_25_34") == [(t0, True)]
     assert result.summary()["ny_25_34"] == {"entered": 1, "exited": 0, "members": 1}
     assert [r.reason for _, r in result.rejected] == ["missing_customer_id"]
-    assert [c.seq for c in result.changes if c.customer_id == "b"] == [1, 2, 3, 4]
+    assert [c.seq for c in result.changes if c.customer_id == "b"] == [1, 2, 3, 4, 5], "recent and repeat buyers enter and exit; inactive (no engagement) enters"
 
 
 def test_csv_columns_nest_into_properties(tmp_path: Path) -> None:

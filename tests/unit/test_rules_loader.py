@@ -32,6 +32,10 @@ SHIPPED = {
     "lifecycle.yaml": {"cart_abandoners", "viewed_not_added", "abandoned_then_checkout", "new_signups", "lapsed_members"},
     "funnels.yaml": {"funnel_view_add_checkout"},
     "value.yaml": {"high_value", "high_value_frequent", "lifetime_vips"},
+    "scores.yaml": {
+        "hot_leads", "highly_engaged", "moderately_engaged", "inactive", "high_predicted_value", "at_risk", "high_propensity", "champions",
+        *(f"cluster_{k}" for k in range(4)),
+    },
 }
 
 
@@ -49,7 +53,7 @@ def test_shipped_rules_load_with_all_their_segments() -> None:
         history=[Event(now - 3 * D + i, "Product Viewed") for i in range(3)] + [Event(now - D, "Order Completed")],
     )
     verdicts = ruleset.evaluate(alice, now)
-    assert {name for name, v in verdicts.items() if v.holds} == {"ny_25_34", "product_browsers", "recent_buyers", "viewed_not_added"}
+    assert {name for name, v in verdicts.items() if v.holds} == {"ny_25_34", "product_browsers", "recent_buyers", "viewed_not_added", "inactive"}
     assert verdicts["product_browsers"].reason == "count(Product Viewed within 7d) = 3 >= 3"
     assert verdicts["product_browsers"].deadline == now - 3 * D + 7 * D
     assert verdicts["viewed_not_added"].deadline == now - 3 * D + 2 + 30 * D, "the last view expires"
@@ -68,7 +72,7 @@ def test_shipped_playbook_segments() -> None:
         ],
     )
     verdicts = ruleset.evaluate(shopper, now)
-    assert {name for name, v in verdicts.items() if v.holds} == {"abandoned_then_checkout", "funnel_view_add_checkout"}
+    assert {name for name, v in verdicts.items() if v.holds} == {"abandoned_then_checkout", "funnel_view_add_checkout", "inactive"}
     assert verdicts["cart_abandoners"].deadline == now - 4 * h + 24 * h
     assert verdicts["abandoned_then_checkout"].deadline == now - 3 * h + D, "the checkout view leaves the day"
     assert ruleset.group("s", "high_value") in ("control", "treatment") and ruleset.group("s", "cart_abandoners") is None
@@ -146,8 +150,8 @@ def test_bad_duration_names_file_segment_and_field(tmp_path: Path) -> None:
         ("{event: X, withn: 7d}", "condition: unknown key 'withn' (did you mean 'within'?); allowed keys: event, where, within"),
         ("{trait: age, betwen: [1, 2]}", "condition: unknown key 'betwen' (did you mean 'between'?)"),
         ("{event: X, within: 1d, count: {gte: 1, of: x}}", "condition.count: unknown key 'of'"),
-        ("{evnt: X, within: 7d}", "condition: a condition needs one of the keys all, any, not, trait, event, sequence, segment (did you mean 'event'?)"),
-        ("{trait: a, event: X, eq: 1}", "condition: a condition has exactly one of the keys all, any, not, trait, event, sequence, segment, got trait and event"),
+        ("{evnt: X, within: 7d}", "condition: a condition needs one of the keys all, any, not, trait, event, sequence, segment, score (did you mean 'event'?)"),
+        ("{trait: a, event: X, eq: 1}", "condition: a condition has exactly one of the keys all, any, not, trait, event, sequence, segment, score, got trait and event"),
         ("{event: X}", "condition.within: missing; add a window, e.g. 'within: 7d'"),
         ("{event: X, within: 1d, sum: {gte: 1}}", "condition.sum.of: missing"),
         ("{event: X, within: 1d, count: {gte: 1}, max: {of: v, gt: 1}}", "condition: give at most one measure of count, sum, min, max, distinct"),
@@ -202,14 +206,14 @@ def test_all_errors_of_all_files_in_one_rule_error(tmp_path: Path) -> None:
     f = write(tmp_path, "f.yaml", "segment: []\n")
     write(tmp_path, "notes.txt", "not a rule file")
     errors = errors_of(tmp_path)
-    assert errors[0].startswith(f"{a}: segment 'x': condition.within: missing")
-    assert errors[1:] == [
-        f"{b}: segment 'dup': duplicate name, already defined in {a}; rename one",
+    assert errors[:4] == [
         f"{c}: invalid YAML at line 4, column 1: expected ',' or '}}', but got '<stream end>'; fix the syntax there",
         f"{d}: invalid YAML at line 2, column 51: found duplicate key 'exists'; fix the syntax there",
         f"{e}: the file is empty; add a 'segments:' list (see rules/ for examples)",
-        f"{f}: expected a mapping with a 'segments:' list, got {{'segment': []}}; see rules/ for examples",
-    ]
+        f"{f}: expected a mapping with a 'segments:' or 'scores:' list, got {{'segment': []}}; see rules/ for examples",
+    ], "files that cannot be read come first, then their scores, models and segments"
+    assert errors[4].startswith(f"{a}: segment 'x': condition.within: missing")
+    assert errors[5] == f"{b}: segment 'dup': duplicate name, already defined in {a}; rename one"
     with pytest.raises(RuleError, match=r"^6 errors in the rules:\n  "):
         load_rules(tmp_path)
 
