@@ -1,0 +1,76 @@
+"""What one customer step does with learned models: label, sample, score, and say when to wake up.
+
+:func:`stream.worker.step.advance` calls a :class:`Modelling` around each event::
+
+    training += m.before_event(profile, record, ts)    # windows over before ts, then labels ts decides
+    apply_event(...); points = rules.points_at(profile, now)
+    m.score(profile, now, points)                       # before the rules read the scores
+    training += m.after_event(profile, ts, points)      # a sampling point: observation + examples
+    ...
+    training += m.expire(profile, now)
+    profile.deadline = min(rules' deadline, m.deadline(profile, now))
+
+Labels are learned whether or not a snapshot exists yet; scoring starts with the
+first snapshot the worker receives (it replaces :attr:`Modelling.snapshot`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from stream.models import labels
+from stream.models.config import ModelsConfig
+from stream.models.features import features, rfm_values
+from stream.models.records import TrainingRecord
+from stream.state.profile import Profile
+
+if TYPE_CHECKING:  # only Snapshot.score is called; loading snapshots is the worker's business
+    from stream.models.snapshot import Snapshot
+
+
+class Modelling:
+    """The worker side of the models under one ``models:`` config, scoring with the newest :attr:`snapshot`."""
+
+    def __init__(self, config: ModelsConfig, snapshot: Snapshot | None = None) -> None:
+        self.config = config
+        self.snapshot = snapshot
+        # customer id -> when its RFM recency score changes, from its latest score() until deadline() reads it
+        self._rfm_changes: dict[str, int] = {}
+
+    def before_event(self, profile: Profile, record: dict[str, Any], ts: int) -> list[TrainingRecord]:
+        """Labels known before the event ``record`` at ``ts`` is applied: windows over by ``ts``, then those it decides."""
+        return labels.expire(profile, ts) + labels.resolve(profile, record, ts, self.config)
+
+    def after_event(self, profile: Profile, ts: int, points: Mapping[str, float]) -> list[TrainingRecord]:
+        """An observation and new examples when the event at ``ts`` (now applied) makes a sampling point."""
+        if not labels.due(profile, ts, self.config):
+            return []
+        return labels.sample(profile, ts, features(profile, ts, self.config, points), self.config)
+
+    def score(self, profile: Profile, now: int, points: Mapping[str, float]) -> None:
+        """Replace ``profile.scores`` with the snapshot's scores at ``now`` (nothing without a snapshot)."""
+        if self.snapshot is None:
+            return
+        x = features(profile, now, self.config, points)
+        scores, changes = self.snapshot.score(x, rfm_values(profile, self.config), now)
+        profile.scores = dict(scores)
+        if changes is None:
+            self._rfm_changes.pop(profile.customer_id, None)
+        else:
+            self._rfm_changes[profile.customer_id] = changes
+
+    def expire(self, profile: Profile, now: int) -> list[TrainingRecord]:
+        """Labels of the examples whose window is over at ``now``."""
+        return labels.expire(profile, now)
+
+    def deadline(self, profile: Profile, now: int) -> int | None:
+        """When the customer next needs a step (> ``now``): an example's window ends, its RFM recency changes, or a rescore is due.
+
+        The RFM change is the one the latest :meth:`score` of this customer returned; reading it forgets it.
+        """
+        candidates = [labels.next_expiry(profile), self._rfm_changes.pop(profile.customer_id, None)]
+        if self.snapshot is not None and profile.scores:
+            candidates.append(now + self.config.rescore_every)
+        due = [t for t in candidates if t is not None]
+        return max(min(due), now + 1) if due else None
