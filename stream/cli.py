@@ -22,6 +22,83 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return run(settings)
 
 
+def _trainer(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.models.trainer import run
+
+    return run(settings)
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    import orjson
+    import redis.asyncio as aioredis
+
+    from stream.models.report import format_report
+    from stream.state import modelstore
+    from stream.state.profile import iso
+
+    async def fetch() -> dict | None:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            return await modelstore.load_info(client, settings.namespace)
+        finally:
+            await client.aclose()
+
+    info = asyncio.run(fetch())
+    if info is None:
+        print(
+            "no model snapshot yet: the trainer publishes one once workers sent training records "
+            "(rules need a 'models:' section; `segstream run` starts the trainer)",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        sys.stdout.write(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    print(f"model snapshot {info['version']} at {iso(info['at'])}, training-topic offset {info['offset']}, rules {info['rules_version']}")
+    print(format_report(info["report"]))
+    return 0
+
+
+def _backtest(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from stream.models.backtest import backtest
+    from stream.models.report import format_report
+    from stream.replay import read_events
+    from stream.rules import RuleError, load_rules
+    from stream.state.profile import parse_time
+
+    def progress(done: int) -> None:
+        print(f"\r{done:,} events replayed", end="", file=sys.stderr, flush=True)
+
+    try:
+        ruleset = load_rules(args.rules or settings.rules_dir)
+        result = backtest(
+            read_events(Path(args.file)),
+            ruleset,
+            settings.history_max_events,
+            snapshot_every=args.snapshot_every,
+            until=parse_time(args.until) if args.until else None,
+            progress=progress,
+        )
+    except RuleError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    summary = result.summary()
+    if args.json:
+        sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    records = ", ".join(f"{n} {kind}" for kind, n in sorted(summary["training_records"].items())) or "none"
+    censored = ", ".join(f"{n} {kind}" for kind, n in sorted(summary["censored_examples"].items())) or "none"
+    print(f"{summary['customers']} customers, {summary['changes']} segment changes, {summary['rejected']} rejected records")
+    print(f"training records: {records}; still unlabelled at the end (censored): {censored}")
+    print(format_report(summary["report"]))
+    return 0
+
+
 def _api(args: argparse.Namespace, settings: Settings) -> int:
     from stream.serving.api import run
 
@@ -170,7 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("collector", _collector, "Serve Segment's HTTP Tracking API and write accepted events to Kafka.")
     add("worker", _worker, "Consume events, keep profiles in Redis, evaluate rules, publish segment changes.")
+    add("trainer", _trainer, "Learn the models (churn, propensity, LTV, RFM, clusters) from the training topic; publish snapshots.")
     add("api", _api, "Serve the query API: profiles, memberships, segments and their members.")
+    models = add("models", _models, "Show the models' versions and quality (progressive validation) from the newest snapshot.")
+    models.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    backtest = add(
+        "backtest",
+        _backtest,
+        "Replay a history while learning the models in-process; report their quality, confusion matrices and lift per segment.",
+    )
+    backtest.add_argument("file", help="JSON lines (one Segment event per line) or CSV, as for replay")
+    backtest.add_argument("--rules", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
+    backtest.add_argument("--snapshot-every", type=int, default=200, help="rescore with a new snapshot every N learned records (default 200)")
+    backtest.add_argument("--until", help="fire timers (label horizons) up to this ISO time (default: the last event's time)")
+    backtest.add_argument("--json", action="store_true", help="print the whole report as JSON")
     run = add(
         "run",
         _run,

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         description="Safety cap on events kept per customer inside the longest rule window.",
     )
 
+    snapshot_every_s: float = Field(
+        5.0,
+        gt=0,
+        validation_alias="SEGSTREAM_SNAPSHOT_EVERY",
+        description="Seconds between model snapshots the trainer publishes (when it learned something).",
+    )
+
     log_level: str = Field("INFO", validation_alias="SEGSTREAM_LOG_LEVEL", description="Log level of every process.")
 
     @property
@@ -83,6 +90,10 @@ class Settings(BaseSettings):
     @property
     def dead_letter_topic(self) -> str:
         return f"{self.namespace}.dead-letter"
+
+    @property
+    def training_topic(self) -> str:
+        return f"{self.namespace}.training"
 
     @property
     def consumer_group(self) -> str:

@@ -108,12 +108,20 @@ def admin(settings: Settings) -> AdminClient:
 
 
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
-    """Create segstream's topics when missing (events, segment changes, dead letters)."""
+    """Create segstream's topics when missing (events, segment changes, dead letters, training).
+
+    The training topic has one partition: one trainer reads it in order.
+    """
     client = admin(settings)
     existing = set(client.list_topics(timeout=timeout).topics)
-    wanted = [settings.events_topic, settings.changes_topic, settings.dead_letter_topic]
+    wanted = {
+        settings.events_topic: settings.partitions,
+        settings.changes_topic: settings.partitions,
+        settings.dead_letter_topic: settings.partitions,
+        settings.training_topic: 1,
+    }
     new = [
-        NewTopic(name, settings.partitions, settings.replication_factor) for name in wanted if name not in existing
+        NewTopic(name, partitions, settings.replication_factor) for name, partitions in wanted.items() if name not in existing
     ]
     if not new:
         return

@@ -22,10 +22,12 @@ from confluent_kafka import OFFSET_BEGINNING
 
 from stream import kafka
 from stream.config import Settings
+from stream.models.lifecycle import Modelling
+from stream.models.records import TrainingRecord
 from stream.output.changes import Change
 from stream.state.profile import HistoryPolicy, Profile
 from stream.worker.processor import Message, Rejected, parse
-from stream.worker.step import Evaluator, advance
+from stream.worker.step import Evaluator, Step, advance
 
 
 @dataclass
@@ -51,9 +53,22 @@ def replay(
     policy: HistoryPolicy,
     until: int | None = None,
     progress: Callable[[int], None] | None = None,
+    models: Modelling | None = None,
+    on_training: Callable[[TrainingRecord], None] | None = None,
 ) -> ReplayResult:
-    """Process ``records`` (events-topic shaped dicts) in event-time order; fire timers up to ``until``."""
+    """Process ``records`` (events-topic shaped dicts) in event-time order; fire timers up to ``until``.
+
+    With ``models``, customers are scored and their training records are passed,
+    as they are decided, to ``on_training`` (a backtest learns from them).
+    """
     result = ReplayResult()
+
+    def collect(step: Step) -> None:
+        result.changes += step.changes
+        if on_training is not None:
+            for record in step.training:
+                on_training(record)
+
     parsed: list[tuple[int, int, str, dict[str, Any]]] = []
     for index, record in enumerate(records):
         try:
@@ -71,14 +86,14 @@ def replay(
             profile = result.profiles[cid]
             if profile.deadline != deadline:
                 continue  # superseded by a later evaluation
-            result.changes += advance(profile, [], deadline, rules, policy)
+            collect(advance(profile, [], deadline, rules, policy, models))
             if profile.deadline is not None:
                 heapq.heappush(timers, (profile.deadline, cid))
 
     for done, (ts, _, customer, record) in enumerate(parsed, 1):
         fire_until(ts)
         profile = result.profiles.setdefault(customer, Profile(customer))
-        result.changes += advance(profile, [(record, ts)], ts, rules, policy)
+        collect(advance(profile, [(record, ts)], ts, rules, policy, models))
         if profile.deadline is not None:
             heapq.heappush(timers, (profile.deadline, customer))
         if progress and done % 10_000 == 0:

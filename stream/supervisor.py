@@ -1,4 +1,4 @@
-"""``segstream run``: the collector, the worker and the API as child processes of one command.
+"""``segstream run``: the collector, the worker, the model trainer and the API as child processes of one command.
 
 Each child's output is printed line by line behind its name. A child that dies
 is reported and restarted after a backoff (1 s, doubling up to 30 s, reset once
@@ -27,6 +27,7 @@ from stream.config import Settings
 CHILDREN = {
     "collector": ["collector"],
     "worker": ["worker"],
+    "trainer": ["trainer"],
     "api": ["api"],
     "rules": ["rules", "watch"],
 }
@@ -162,7 +163,7 @@ def _banner(settings: Settings) -> str:
 
 
 def run_all(settings: Settings, start_services: bool) -> int:
-    """``segstream run``: start local services if needed, then supervise collector, worker and API."""
+    """``segstream run``: start local services if needed, then supervise collector, worker, trainer and API."""
     names = services_to_start(os.environ) if start_services else ()
     managed: tuple[str, ...] = ()
     if names:

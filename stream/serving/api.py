@@ -15,6 +15,8 @@ Read-only JSON over the Redis state the worker maintains (key layout in
                                        with each condition's verdict, values, events and deadline
 ``GET /v1/rules``                      the deployed rule version, its segments and backfill progress
 ``GET /v1/stats``                      the worker's counters, ``{name: int}``
+``GET /v1/models``                     the newest model snapshot: versions, quality report, clusters
+``GET /metrics``                       Prometheus text: counters and model quality gauges
 =====================================  ==============================================================
 
 Customer ids and segment names are single path segments: percent-encode them
@@ -38,7 +40,8 @@ from redis.exceptions import RedisError
 from stream.config import Settings, configure_logging
 from stream.rules import RuleError, Segment
 from stream.state.rulestore import RuleWatcher, open_rules
-from stream.state import keys
+from stream.models.report import metrics_lines
+from stream.state import keys, modelstore
 from stream.state.profile import Profile, iso, now_ms
 
 log = logging.getLogger(__name__)
@@ -46,8 +49,11 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 ENDPOINTS = (
-    "/health, /v1/customers/{id}[/segments[/{segment}/explain]], /v1/segments[/{name}/members], /v1/rules, /v1/stats"
+    "/health, /v1/customers/{id}[/segments[/{segment}/explain]], /v1/segments[/{name}/members], /v1/rules, /v1/stats, "
+    "/v1/models, /metrics"
 )
+#: Content type of the Prometheus text exposition format.
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 #: Seconds to wait for Redis to connect or answer before a request fails with 503.
 REDIS_TIMEOUT_S = 5.0
 
@@ -104,7 +110,8 @@ class _Handlers:
         return _json({"status": "ok"})
 
     async def customer(self, request: web.Request) -> web.Response:
-        return _json((await self._profile(request.match_info["id"])).public())
+        profile = await self._profile(request.match_info["id"])
+        return _json(profile.public(self.rules.ruleset.points_at(profile, now_ms())))
 
     async def customer_segments(self, request: web.Request) -> web.Response:
         profile = await self._profile(request.match_info["id"])
@@ -169,11 +176,48 @@ class _Handlers:
         counters = await self.redis.hgetall(keys.stats(self.ns))
         return _json({name.decode(): int(value) for name, value in counters.items()})
 
+    async def models(self, request: web.Request) -> web.Response:
+        info = await modelstore.load_info(self.redis, self.ns)
+        if info is None:
+            raise _HttpError(
+                404, "no model snapshot yet: the trainer publishes one once workers sent training records (rules need 'models:')"
+            )
+        return _json(info)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        counters = await self.redis.hgetall(keys.stats(self.ns))
+        lines = counter_lines({name.decode(): int(value) for name, value in counters.items()})
+        info = await modelstore.load_info(self.redis, self.ns)
+        if info is not None:
+            lines += metrics_lines(info["report"], self.ns)
+        return web.Response(text="\n".join(lines) + "\n", headers={"Content-Type": PROMETHEUS_TEXT})
+
     async def _profile(self, customer_id: str) -> Profile:
         raw = await self.redis.hget(keys.profile(self.ns, customer_id), "s")
         if raw is None:
             raise _HttpError(404, f"customer {customer_id!r} not found")
         return Profile.from_bytes(raw)
+
+
+def counter_lines(counters: dict[str, int]) -> list[str]:
+    """The worker's counters as Prometheus text lines (``dead_letter:<reason>`` becomes a ``reason`` label)."""
+    lines = [
+        "# HELP segstream_events_total Events applied by the workers.",
+        "# TYPE segstream_events_total counter",
+        f"segstream_events_total {counters.get('events', 0)}",
+        "# HELP segstream_changes_total Segment changes published.",
+        "# TYPE segstream_changes_total counter",
+        f"segstream_changes_total {counters.get('changes', 0)}",
+        "# HELP segstream_training_records_total Training records published to the trainer.",
+        "# TYPE segstream_training_records_total counter",
+        f"segstream_training_records_total {counters.get('training_records', 0)}",
+        "# HELP segstream_dead_letters_total Records sent to the dead-letter topic, by reason.",
+        "# TYPE segstream_dead_letters_total counter",
+    ]
+    for name, value in sorted(counters.items()):
+        if name.startswith("dead_letter:"):
+            lines.append(f'segstream_dead_letters_total{{reason="{name.partition(":")[2]}"}} {value}')
+    return lines
 
 
 def _limit(raw: str | None) -> int:
@@ -201,6 +245,8 @@ def create_app(settings: Settings, redis_client: aioredis.Redis, rules: RuleWatc
     app.router.add_get("/v1/customers/{id:[^/]+}/segments/{segment:[^/]+}/explain", h.explain)
     app.router.add_get("/v1/rules", h.rules_status)
     app.router.add_get("/v1/stats", h.stats)
+    app.router.add_get("/v1/models", h.models)
+    app.router.add_get("/metrics", h.metrics)
     return app
 
 

@@ -10,20 +10,26 @@ key                             type    content
 ==============================  ======  ===================================================
 ``ns:c:{cid}``                  hash    ``v``: version (CAS counter), ``s``: profile (orjson,
                                         see ``stream.state.profile.Profile.to_bytes``)
-``ns:c:{cid}:o``                hash    outbox: change ``seq`` -> change record (orjson), kept
-                                        until Kafka acknowledged it
+``ns:c:{cid}:o``                hash    outbox: change ``seq`` -> change record, and
+                                        ``t:<kind>:<at>`` -> training record (orjson), kept
+                                        until Kafka acknowledged them
 ``ns:seg:{segment}``            zset    current members (all score 0, so ordered by id for
                                         cursor paging with ZRANGEBYLEX)
 ``ns:timers:{p<n>}``            zset    customer id -> next deadline (epoch ms) of customers
                                         on events-topic partition n
-``ns:pending:{p<n>}``           zset    ``[cid, seq]`` -> time the change was decided: changes
-                                        of partition n not yet confirmed published
+``ns:pending:{p<n>}``           zset    ``[cid, seq or field]`` -> time it was decided: outbox
+                                        entries of partition n not yet confirmed published
 ``ns:stats``                    hash    counters: ``events``, ``changes``, ``dead_letter:<reason>``…
 ``ns:rules``                    hash    the deployed rule set: ``version``, ``files`` (name ->
                                         YAML text, orjson), ``at`` (epoch ms)
 ``ns:backfill:{version}``       hash    backfill of a rule version: ``p<n>`` -> customers
                                         evaluated, for each partition done
 ``ns:workers``                  hash    worker id -> ``{"partitions": [...], "at": ms}``, its heartbeat
+``ns:models:{m}:version``       string  version of the newest model snapshot (workers poll it)
+``ns:models:{m}:snapshot``      string  the newest :class:`stream.models.snapshot.Snapshot` (pickle)
+``ns:models:{m}:state``         string  the trainer's state: learner and training-topic offset (pickle)
+``ns:models:{m}:info``          string  quality report and versions (orjson), for the API and CLI
+``ns:models:{m}:lease``         string  id of the one trainer allowed to run (expires)
 ==============================  ======  ===================================================
 """
 
@@ -91,3 +97,8 @@ def rules(ns: str) -> str:
 def backfill(ns: str, version: str) -> str:
     """Hash of the partitions backfilled for a rule version."""
     return f"{ns}:backfill:{{{version}}}"
+
+
+def models(ns: str, part: str) -> str:
+    """A key of the model trainer (``version``, ``snapshot``, ``state``, ``info``, ``lease``), one hash slot for all."""
+    return f"{ns}:models:{{m}}:{part}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -116,8 +117,14 @@ class Profile:
             **{name: d[short] for short, name in _OPTIONAL.items() if short in d},
         )
 
-    def public(self) -> dict[str, Any]:
-        """The profile as the query API shows it (ISO times, no internals)."""
+    def public(self, points: Mapping[str, float] | None = None) -> dict[str, Any]:
+        """The profile as the query API shows it (ISO times, no internals).
+
+        ``points`` are the declared scores' values now (the rules know their decay);
+        learned scores come with the version of the model that gave them.
+        """
+        scores = {name: {"value": value} for name, value in (points or {}).items()}
+        scores.update({name: {"value": e.get("v"), "model_version": e.get("m")} for name, e in sorted(self.scores.items())})
         return {
             "customer_id": self.customer_id,
             "traits": self.traits,
@@ -129,6 +136,7 @@ class Profile:
             "groups": self.groups,
             "aliases": self.aliases,
             "recent_events": [{"at": iso(e.ts), "event": e.name, "properties": e.props} for e in self.history[-20:]],
+            "scores": scores,
         }
 
 

@@ -18,9 +18,25 @@ from typing import Iterable, Mapping, Sequence
 import orjson
 import redis.asyncio as aioredis
 
+from stream.models.records import TrainingRecord
 from stream.output.changes import Change
 from stream.state import keys
 from stream.state.profile import Profile
+
+#: What a customer's outbox holds until Kafka acknowledged it: segment changes (field: their
+#: ``seq``) and training records (field: ``t:<kind>:<at>``).
+Outbound = Change | TrainingRecord
+#: A pending marker: ``(customer id, outbox field)``.
+Marker = tuple[str, int | str]
+
+
+def outbox_field(entry: Outbound) -> int | str:
+    """The outbox field of an entry (and the second half of its pending marker)."""
+    return entry.seq if isinstance(entry, Change) else entry.field
+
+
+def _entry(marker_field: int | str, raw: bytes) -> Outbound:
+    return Change.from_bytes(raw) if isinstance(marker_field, int) else TrainingRecord.from_bytes(raw)
 
 _COMMIT = """
 local current = redis.call('HGET', KEYS[1], 'v') or '0'
@@ -46,6 +62,12 @@ class Commit:
 
     loaded: Loaded
     changes: list[Change] = field(default_factory=list)
+    training: list[TrainingRecord] = field(default_factory=list)
+
+    @property
+    def outbound(self) -> list[Outbound]:
+        """Everything this commit puts in the outbox, changes first."""
+        return [*self.changes, *self.training]
 
     @property
     def customer_id(self) -> str:
@@ -87,21 +109,21 @@ class ProfileStore:
         deadline on its partition's timer set, or its removal) and adds ``counters``;
         a timer set for a customer whose commit was refused is set again by its retry.
         """
-        marked = [c for c in commits if c.changes]
+        marked = [c for c in commits if c.changes or c.training]
         if marked:
             pipe = self.redis.pipeline(transaction=False)
             for c in marked:
                 partition = c.loaded.profile.partition or 0
                 pipe.zadd(
                     keys.pending(self.ns, partition),
-                    {orjson.dumps([c.customer_id, ch.seq]): now for ch in c.changes},
+                    {orjson.dumps([c.customer_id, outbox_field(e)]): now for e in c.outbound},
                 )
             await pipe.execute()
         pipe = self.redis.pipeline(transaction=False)
         for c in commits:
-            outbox_args: list[bytes | int] = []
-            for ch in c.changes:
-                outbox_args += [ch.seq, ch.to_bytes()]
+            outbox_args: list[bytes | int | str] = []
+            for e in c.outbound:
+                outbox_args += [outbox_field(e), e.to_bytes()]
             await self._commit(
                 keys=[keys.profile(self.ns, c.customer_id), keys.outbox(self.ns, c.customer_id)],
                 args=[c.loaded.version, c.loaded.profile.to_bytes(), *outbox_args],
@@ -136,10 +158,11 @@ class ProfileStore:
         scores = [int(row[0][1]) for row in rows if row]
         return min(scores) if scores else None
 
-    async def confirm_published(self, changes: Sequence[Change], partitions: dict[str, int]) -> None:
-        """After Kafka acknowledged ``changes``: update member sets, then clear outbox entries and markers."""
-        if not changes:
+    async def confirm_published(self, entries: Sequence[Outbound], partitions: dict[str, int]) -> None:
+        """After Kafka acknowledged ``entries``: update member sets, then clear outbox entries and markers."""
+        if not entries:
             return
+        changes = [e for e in entries if isinstance(e, Change)]
         pipe = self.redis.pipeline(transaction=False)
         for ch in changes:
             key = keys.segment(self.ns, ch.segment)
@@ -147,26 +170,29 @@ class ProfileStore:
                 pipe.zadd(key, {ch.customer_id: 0})
             else:
                 pipe.zrem(key, ch.customer_id)
-        for ch in changes:
-            pipe.hdel(keys.outbox(self.ns, ch.customer_id), ch.seq)
-            pipe.zrem(keys.pending(self.ns, partitions.get(ch.customer_id, 0)), orjson.dumps([ch.customer_id, ch.seq]))
-        pipe.hincrby(keys.stats(self.ns), "changes", len(changes))
+        for e in entries:
+            name = outbox_field(e)
+            pipe.hdel(keys.outbox(self.ns, e.customer_id), name)
+            pipe.zrem(keys.pending(self.ns, partitions.get(e.customer_id, 0)), orjson.dumps([e.customer_id, name]))
+        for counter, n in (("changes", len(changes)), ("training_records", len(entries) - len(changes))):
+            if n:
+                pipe.hincrby(keys.stats(self.ns), counter, n)
         await pipe.execute()
 
-    async def stale_pending(self, partition: int, older_than: int, limit: int = 1000) -> list[tuple[str, int]]:
+    async def stale_pending(self, partition: int, older_than: int, limit: int = 1000) -> list[Marker]:
         """Markers of ``partition`` decided before ``older_than`` (ms) and still unconfirmed."""
         rows = await self.redis.zrangebyscore(keys.pending(self.ns, partition), "-inf", older_than, start=0, num=limit)
         return [tuple(orjson.loads(r)) for r in rows]  # type: ignore[misc]
 
-    async def outbox_changes(self, markers: Sequence[tuple[str, int]]) -> list[Change | None]:
+    async def outbox_entries(self, markers: Sequence[Marker]) -> list[Outbound | None]:
         """The outbox entries the markers point at (``None`` where already published)."""
         pipe = self.redis.pipeline(transaction=False)
-        for cid, seq in markers:
-            pipe.hget(keys.outbox(self.ns, cid), seq)
+        for cid, name in markers:
+            pipe.hget(keys.outbox(self.ns, cid), name)
         rows = await pipe.execute()
-        return [Change.from_bytes(raw) if raw else None for raw in rows]
+        return [_entry(name, raw) if raw else None for (_, name), raw in zip(markers, rows)]
 
-    async def drop_markers(self, partition: int, markers: Sequence[tuple[str, int]]) -> None:
+    async def drop_markers(self, partition: int, markers: Sequence[Marker]) -> None:
         """Remove markers whose outbox entry is gone (published, or never committed)."""
         if markers:
             await self.redis.zrem(keys.pending(self.ns, partition), *[orjson.dumps(list(m)) for m in markers])

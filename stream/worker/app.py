@@ -23,7 +23,10 @@ from redis.exceptions import RedisError
 
 from stream.config import Settings, configure_logging
 from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics, topic_id
-from stream.rules import RuleError
+from stream.models.lifecycle import Modelling
+from stream.models.snapshot import Snapshot
+from stream.rules import RuleError, RuleSet
+from stream.state import modelstore
 from stream.state.profile import now_ms
 from stream.state.rulestore import RuleWatcher, open_rules
 from stream.state.store import ProfileStore
@@ -57,6 +60,31 @@ def _limit_fetch_wait(max_wait_ms: int) -> None:
 
     create_worker_consumer.segstream_patched = True  # type: ignore[attr-defined]
     AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+
+
+def modelling(ruleset: RuleSet, snapshot: Snapshot | None) -> Modelling | None:
+    """What a worker learns and scores with under ``ruleset`` (``None`` without a ``models:`` section)."""
+    return Modelling(ruleset.models, snapshot) if ruleset.models is not None else None
+
+
+class SnapshotFollower:
+    """The newest model snapshot of a worker: polls its version, loads it when it changes."""
+
+    def __init__(self, client: aioredis.Redis, ns: str) -> None:
+        self.redis = client
+        self.ns = ns
+        self.version: int | None = None
+        self.current: Snapshot | None = None
+
+    async def refresh(self) -> bool:
+        """Load a newer snapshot if one was published; returns whether it did."""
+        version = await modelstore.snapshot_version(self.redis, self.ns)
+        if version is None or version == self.version:
+            return False
+        self.current = await modelstore.load_snapshot(self.redis, self.ns)
+        self.version = version
+        log.info("scoring with model snapshot %d", version)
+        return True
 
 
 def faust_app(settings: Settings) -> faust.App:
@@ -131,7 +159,10 @@ def build(settings: Settings) -> faust.App:
         client, settings.namespace, initial.ruleset, initial.cache_dir, settings.history_max_events, initial.version
     )
     store = ProfileStore(client, settings.namespace)
-    processor = Processor(settings, rules.ruleset, rules.policy, store, AsyncProducer(settings), epoch)
+    processor = Processor(
+        settings, rules.ruleset, rules.policy, store, AsyncProducer(settings), epoch, models=modelling(rules.ruleset, None)
+    )
+    snapshots = SnapshotFollower(client, settings.namespace)
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust_app(settings)
@@ -164,7 +195,9 @@ def build(settings: Settings) -> faust.App:
     async def follow_rules(partitions: list[int]) -> None:
         if await rules.refresh():
             async with processor.lock:
-                processor.use_rules(rules.ruleset, rules.policy)
+                processor.use_rules(rules.ruleset, rules.policy, modelling(rules.ruleset, snapshots.current))
+        if await snapshots.refresh() and processor.models is not None:
+            processor.models.snapshot = snapshots.current
         if backfills or not partitions:
             return
         todo = await pending_partitions(processor, rules.version, partitions)

@@ -10,8 +10,8 @@ For a batch of raw Kafka messages the processor
 4. commits each customer atomically — profile, applied offsets, outbox — retrying
    customers whose version moved meanwhile;
 5. registers each customer's next deadline with the partition's timers;
-6. publishes the decided changes and, once Kafka acknowledged them, updates the
-   segment member sets and clears the outbox.
+6. publishes the decided changes (and training records, with models on) and, once
+   Kafka acknowledged them, updates the segment member sets and clears the outbox.
 
 Timers and outbox recovery reuse steps 2–6 with no new events. Faust only feeds
 batches in (``stream.worker.app``).
@@ -30,9 +30,10 @@ import orjson
 
 from stream.config import Settings
 from stream.kafka import AsyncProducer, KafkaUnavailable
+from stream.models.lifecycle import Modelling
 from stream.output.changes import Change
 from stream.state.profile import HistoryPolicy, Profile, event_time, iso, now_ms
-from stream.state.store import Commit, ProfileStore
+from stream.state.store import Commit, Outbound, ProfileStore
 from stream.worker.step import Evaluator, advance
 
 log = logging.getLogger(__name__)
@@ -149,10 +150,12 @@ class Processor:
         producer: AsyncProducer,
         epoch: str,
         clock: Callable[[], int] = now_ms,
+        models: Modelling | None = None,
     ) -> None:
         self.settings = settings
         self.rules = rules
         self.policy = policy
+        self.models = models
         self.store = store
         self.producer = producer
         self.epoch = epoch
@@ -203,27 +206,27 @@ class Processor:
             await self._settle({cid: Work(partition) for cid, partition in customers.items()})
         return len(customers)
 
-    def use_rules(self, rules: Evaluator, policy: HistoryPolicy) -> None:
-        """Evaluate with a new rule set from now on (call while holding ``lock``)."""
-        self.rules, self.policy = rules, policy
+    def use_rules(self, rules: Evaluator, policy: HistoryPolicy, models: Modelling | None) -> None:
+        """Evaluate (and learn, with ``models``) by a new rule set from now on (call while holding ``lock``)."""
+        self.rules, self.policy, self.models = rules, policy, models
 
     async def recover(self, partitions: Iterable[int], min_age_ms: int = 5000) -> int:
-        """Publish changes decided but not confirmed (the deciding process died); returns how many."""
+        """Publish outbox entries decided but not confirmed (the deciding process died); returns how many."""
         published = 0
         async with self.lock:
             for partition in partitions:
                 markers = await self.store.stale_pending(partition, self.clock() - min_age_ms)
                 if not markers:
                     continue
-                changes = await self.store.outbox_changes(markers)
-                found = [c for c in changes if c is not None]
-                gone = [m for m, c in zip(markers, changes) if c is None]
+                entries = await self.store.outbox_entries(markers)
+                found = [e for e in entries if e is not None]
+                gone = [m for m, e in zip(markers, entries) if e is None]
                 await self.store.drop_markers(partition, gone)
-                found.sort(key=lambda c: (c.customer_id, c.seq))
-                await self._publish(found, {c.customer_id: partition for c in found})
+                found.sort(key=lambda e: (e.customer_id, 0, e.seq, "") if isinstance(e, Change) else (e.customer_id, 1, 0, e.field))
+                await self._publish(found, {e.customer_id: partition for e in found})
                 published += len(found)
         if published:
-            log.warning("republished %d changes decided before a crash", published)
+            log.warning("republished %d outbox entries decided before a crash", published)
         return published
 
     async def _settle(self, work: dict[str, Work], counters: dict[str, int] | None = None) -> None:
@@ -240,9 +243,9 @@ class Processor:
                     continue
                 before = (entry.profile.deadline, entry.profile.partition)
                 fresh = self._unapplied(entry.profile, w)
-                changes = advance(entry.profile, ((i.record, i.ts) for i in fresh), now, self.rules, self.policy)
-                if fresh or changes or before != (entry.profile.deadline, entry.profile.partition):
-                    commits.append(Commit(entry, changes))
+                step = advance(entry.profile, ((i.record, i.ts) for i in fresh), now, self.rules, self.policy, self.models)
+                if fresh or step.changes or step.training or before != (entry.profile.deadline, entry.profile.partition):
+                    commits.append(Commit(entry, step.changes, step.training))
                 else:
                     unchanged.append(entry.profile)
             timers = [c.loaded.profile for c in commits] + unchanged
@@ -250,7 +253,7 @@ class Processor:
             counters = None  # counted once, whatever the retries
             done = [c for c in commits if c.customer_id not in conflicts]
             await self._publish(
-                [ch for c in done for ch in c.changes],
+                [e for c in done for e in c.outbound],
                 {c.customer_id: c.loaded.profile.partition or 0 for c in done},
             )
             if not conflicts:
@@ -273,17 +276,19 @@ class Processor:
                 fresh.append(item)
         return fresh
 
-    async def _publish(self, changes: list[Change], partitions: dict[str, int]) -> None:
-        if not changes:
+    async def _publish(self, entries: list[Outbound], partitions: dict[str, int]) -> None:
+        if not entries:
             return
-        topic = self.settings.changes_topic
+        changes, training = self.settings.changes_topic, self.settings.training_topic
         try:
-            await self.producer.send_many((topic, ch.customer_id.encode(), ch.to_bytes()) for ch in changes)
+            await self.producer.send_many(
+                (changes if isinstance(e, Change) else training, e.customer_id.encode(), e.to_bytes()) for e in entries
+            )
         except KafkaUnavailable as exc:
-            # Decided changes stay in the outbox; recovery publishes them later.
-            log.error("could not publish %d changes (kept in the outbox): %s", len(changes), exc)
+            # Decided entries stay in the outbox; recovery publishes them later.
+            log.error("could not publish %d outbox entries (kept in the outbox): %s", len(entries), exc)
             return
-        await self.store.confirm_published(changes, partitions)
+        await self.store.confirm_published(entries, partitions)
 
     async def dead_letter(self, dead: list[tuple[Message, Rejected]]) -> None:
         """Write rejected messages to the dead-letter topic with their reasons, and count them."""

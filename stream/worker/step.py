@@ -3,13 +3,21 @@
 Changes are a function of the customer's event sequence and the evaluation time,
 not of how the events happened to be batched: a redelivered or re-batched stream
 decides the same changes. The worker, timers and replay all call :func:`advance`.
+
+With learned models (``models:`` in the rules) each event also resolves the
+delayed labels it decides, rescores the customer with the newest model snapshot
+before the rules are evaluated, and may open new training examples; see
+:mod:`stream.models.lifecycle`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from stream.models.lifecycle import Modelling
+from stream.models.records import TrainingRecord
 from stream.output.changes import Change, VerdictLike, decide, next_deadline
 from stream.state.profile import HistoryPolicy, Profile, apply_event, trim_history
 
@@ -21,6 +29,18 @@ class Evaluator(Protocol):
 
     def group(self, customer_id: str, segment: str) -> str | None: ...
 
+    def apply_points(self, profile: Profile, record: dict[str, Any], ts: int) -> None: ...
+
+    def points_at(self, profile: Profile, now: int) -> dict[str, float]: ...
+
+
+@dataclass
+class Step:
+    """What one step decided: segment changes and training records, both for the outbox."""
+
+    changes: list[Change] = field(default_factory=list)
+    training: list[TrainingRecord] = field(default_factory=list)
+
 
 def advance(
     profile: Profile,
@@ -28,17 +48,35 @@ def advance(
     now: int,
     rules: Evaluator,
     policy: HistoryPolicy,
-) -> list[Change]:
+    models: Modelling | None = None,
+) -> Step:
     """Apply ``(record, event_time)`` pairs in order, decide changes at ``now``, set the next deadline."""
-    changes: list[Change] = []
+    step = Step()
     verdicts = None
     for record, ts in events:
+        if models is not None:
+            step.training += models.before_event(profile, record, ts)
         apply_event(profile, record, ts, policy)
+        rules.apply_points(profile, record, ts)
+        points = _rescore(profile, now, rules, models)
         verdicts = rules.evaluate(profile, now)
-        changes += decide(profile, verdicts, now, rules.group)
+        step.changes += decide(profile, verdicts, now, rules.group)
+        if models is not None:
+            step.training += models.after_event(profile, ts, points)
+    if models is not None:
+        step.training += models.expire(profile, now)
     if verdicts is None:
+        _rescore(profile, now, rules, models)
         verdicts = rules.evaluate(profile, now)
-        changes += decide(profile, verdicts, now, rules.group)
+        step.changes += decide(profile, verdicts, now, rules.group)
     trim_history(profile, now, policy)
-    profile.deadline = next_deadline(verdicts)
-    return changes
+    deadlines = [d for d in (next_deadline(verdicts), models and models.deadline(profile, now)) if d is not None]
+    profile.deadline = min(deadlines) if deadlines else None
+    return step
+
+
+def _rescore(profile: Profile, now: int, rules: Evaluator, models: Modelling | None) -> dict[str, float]:
+    points = rules.points_at(profile, now)
+    if models is not None:
+        models.score(profile, now, points)
+    return points

@@ -33,17 +33,9 @@ def free_port() -> int:
 def settings_env(settings: Settings) -> dict[str, str]:
     """Environment variables that make a child process use ``settings``."""
     env = dict(os.environ)
-    env.update(
-        KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-        REDIS_URL=settings.redis_url,
-        SEGSTREAM_NAMESPACE=settings.namespace,
-        SEGSTREAM_RULES=str(settings.rules_dir),
-        SEGSTREAM_PARTITIONS=str(settings.partitions),
-        SEGSTREAM_COLLECTOR_PORT=str(settings.collector_port),
-        SEGSTREAM_API_PORT=str(settings.api_port),
-        SEGSTREAM_STATE_DIR=str(settings.state_dir),
-        PYTHONUNBUFFERED="1",
-    )
+    for name, spec in Settings.model_fields.items():
+        env[str(spec.validation_alias)] = str(getattr(settings, name))
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
@@ -126,11 +118,12 @@ def http_json(method: str, url: str, body: Any = None, headers: dict[str, str] |
 class TopicReader:
     """Reads every record of a topic from the beginning, without a consumer group."""
 
-    def __init__(self, settings: Settings, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str, partitions: int | None = None) -> None:
         self.consumer = Consumer(
             {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"reader-{topic}", "enable.auto.commit": False}
         )
-        self.consumer.assign([TopicPartition(topic, p, 0) for p in range(settings.partitions)])
+        count = settings.partitions if partitions is None else partitions
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in range(count)])
         self.records: list[dict[str, Any]] = []
 
     def poll(self, seconds: float = 0.2) -> list[dict[str, Any]]:

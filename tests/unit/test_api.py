@@ -39,11 +39,17 @@ ALICE = Profile(
     history=[Event(T1, "Order Completed", {"revenue": 10}), Event(T2, "Order Completed", {"revenue": 20})],
     memberships={"vip": T2, "buyers": T1},
     seq=2,
+    points={"spend": [20.0, T2]},
+    scores={"churn": {"v": 0.25, "m": 120}},
 )
+#: ALICE as the API shows her: her declared score "spend" (no decay) read through the rules.
+ALICE_PUBLIC = ALICE.public({"spend": 20.0})
 #: Ids that must survive URLs, Redis hash tags and cursors.
 ODD_IDS = ["a/b", "with space", "{braced}", "ünï/cødé {x}", "50%"]
 BUYERS = [f"m{i:05d}" for i in range(2500)] + ODD_IDS + ["alice"]
 RULES = """\
+scores:
+  - {name: spend, points: [{event: Order Completed, points: 10}]}
 segments:
   - {name: buyers, description: Bought, condition: {event: Order Completed, within: 30d}}
   - {name: vip, description: Big spenders, condition: {event: Order Completed, within: 7d}}
@@ -148,7 +154,8 @@ def test_without_redis_health_and_reads_answer_503(settings: Settings) -> None:
 
 
 def test_customer_is_the_public_profile(api: str) -> None:
-    assert get(f"{api}/v1/customers/alice") == (200, ALICE.public())
+    assert get(f"{api}/v1/customers/alice") == (200, ALICE_PUBLIC)
+    assert ALICE_PUBLIC["scores"] == {"spend": {"value": 20.0}, "churn": {"value": 0.25, "model_version": 120}}
 
 
 @pytest.mark.parametrize("cid", ODD_IDS)

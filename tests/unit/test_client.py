@@ -8,7 +8,7 @@ from stream.client import Client, NotFound, SegstreamError, select_changes
 from stream.output.changes import Change
 from stream.state.profile import iso
 from tests.e2e.harness import free_port
-from tests.unit.test_api import ALICE, BUYERS, ODD_IDS, T1, T2, by_bytes
+from tests.unit.test_api import ALICE, ALICE_PUBLIC, BUYERS, ODD_IDS, T1, T2, by_bytes
 from tests.unit.test_api import api, redis_url, settings  # noqa: F401 - fixtures shared with the API tests
 
 
@@ -18,7 +18,7 @@ def client(api: str) -> Client:  # noqa: F811
 
 
 def test_customer(client: Client) -> None:
-    assert client.customer("alice") == ALICE.public()
+    assert client.customer("alice") == ALICE_PUBLIC
 
 
 @pytest.mark.parametrize("cid", ODD_IDS)
