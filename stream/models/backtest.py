@@ -57,7 +57,7 @@ def backtest(
     if ruleset.models is None:
         raise RuleError(["the rules have no 'models:' section, so nothing is learned; add e.g. 'models: {}' to a rule file"])
     learner = Learner(ruleset.models, ruleset.score_thresholds(), ruleset.score_segments())
-    modelling = Modelling(ruleset.models)
+    modelling = Modelling(ruleset.models, points_at=ruleset.points_at)
     produced: Counter[str] = Counter()
     version = 0
 

@@ -1,10 +1,17 @@
 """Delayed labels: examples opened at sampling points, labelled by later events or by timers.
 
-A customer is **sampled** after an event at ``ts`` is applied when it never was, or
-was last sampled at least ``models.sample_every`` before ``ts`` (:func:`due`). A
-sampling point emits an observation (features, no label) and opens one example per
+**Sampling points** are a grid per customer: the first at the customer's first event,
+then every ``models.sample_every`` after the previous one (:func:`next_sample`) — reached
+by a timer or, when an event comes later than a grid point, just before that event is
+applied (so the features are the customer's as of the grid point). A customer silent
+for longer than the churn horizon (the longest horizon without churn) is no longer
+sampled; its next event starts a new grid. Because sampling points do not follow
+sessions, examples see every recency — the just-active and the drifting-away alike —
+which is what a churn model needs to learn.
+
+A sampling point emits an observation (features, no label) and opens one example per
 enabled model kind that has none open (:func:`sample`); a kind has at most one open
-example per customer. Each example remembers its features at ``t0 = ts``, the score
+example per customer. Each example remembers its features at ``t0``, the score
 the customer was served then (and its model version) and its segments.
 
 With ``H`` the kind's horizon, an example's window is ``t0 < ts <= t0 + H``:
@@ -40,9 +47,19 @@ from stream.state.profile import BEHAVIOUR_TYPES, Profile, event_props, history_
 ON_EXPIRY = {"churn": 1.0, "purchase_propensity": 0.0}
 
 
-def due(profile: Profile, ts: int, config: ModelsConfig) -> bool:
-    """Whether an event at ``ts`` makes a sampling point."""
-    return profile.sampled_at is None or ts - profile.sampled_at >= config.sample_every
+def next_sample(profile: Profile, config: ModelsConfig) -> int | None:
+    """The customer's next sampling point, ``None`` before its first event or once it went silent (see the module docstring)."""
+    if profile.sampled_at is None or profile.last_seen is None:
+        return None
+    t = profile.sampled_at + config.sample_every
+    return t if t <= profile.last_seen + silence(config) else None
+
+
+def silence(config: ModelsConfig) -> int:
+    """How long a silent customer is still sampled: the churn horizon, else the longest enabled horizon."""
+    if config.churn.enabled:
+        return config.churn.horizon
+    return max((config.spec(kind).horizon for kind in config.enabled()), default=config.sample_every)
 
 
 def sample(profile: Profile, ts: int, x: dict[str, float], config: ModelsConfig) -> list[TrainingRecord]:

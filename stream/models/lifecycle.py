@@ -2,10 +2,10 @@
 
 :func:`stream.worker.step.advance` calls a :class:`Modelling` around each event::
 
-    training += m.before_event(profile, record, ts)    # windows over before ts, then labels ts decides
+    training += m.before_event(profile, record, ts)    # windows over and sampling points before ts, then labels ts decides
     apply_event(...); points = rules.points_at(profile, now)
     m.score(profile, now, points)                       # before the rules read the scores
-    training += m.after_event(profile, ts, points)      # a sampling point: observation + examples
+    training += m.after_event(profile, ts, points)      # the first sampling point of a (new) grid
     ...
     training += m.expire(profile, now)
     profile.deadline = min(rules' deadline, m.deadline(profile, now))
@@ -16,7 +16,7 @@ first snapshot the worker receives (it replaces :attr:`Modelling.snapshot`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stream.models import labels
@@ -32,21 +32,37 @@ if TYPE_CHECKING:  # only Snapshot.score is called; loading snapshots is the wor
 class Modelling:
     """The worker side of the models under one ``models:`` config, scoring with the newest :attr:`snapshot`."""
 
-    def __init__(self, config: ModelsConfig, snapshot: Snapshot | None = None) -> None:
+    def __init__(
+        self,
+        config: ModelsConfig,
+        snapshot: Snapshot | None = None,
+        points_at: Callable[[Profile, int], Mapping[str, float]] = lambda profile, t: {},
+    ) -> None:
         self.config = config
         self.snapshot = snapshot
+        self.points_at = points_at  # the declared scores' values at a time (the rule set's points_at)
         # customer id -> when its RFM recency score changes, from its latest score() until deadline() reads it
         self._rfm_changes: dict[str, int] = {}
 
     def before_event(self, profile: Profile, record: dict[str, Any], ts: int) -> list[TrainingRecord]:
-        """Labels known before the event ``record`` at ``ts`` is applied: windows over by ``ts``, then those it decides."""
-        return labels.expire(profile, ts) + labels.resolve(profile, record, ts, self.config)
+        """Records due before the event ``record`` at ``ts`` is applied: windows over, a sampling point, then labels it decides."""
+        out = labels.expire(profile, ts)
+        if profile.sampled_at is not None and labels.next_sample(profile, self.config) is None:
+            profile.sampled_at = None  # silent too long: this event starts a new grid (after_event)
+        out += self._sample_due(profile, ts)
+        return out + labels.resolve(profile, record, ts, self.config)
 
     def after_event(self, profile: Profile, ts: int, points: Mapping[str, float]) -> list[TrainingRecord]:
-        """An observation and new examples when the event at ``ts`` (now applied) makes a sampling point."""
-        if not labels.due(profile, ts, self.config):
+        """The first sampling point of a grid, at the (applied) event at ``ts``."""
+        if profile.sampled_at is not None:
             return []
         return labels.sample(profile, ts, features(profile, ts, self.config, points), self.config)
+
+    def _sample_due(self, profile: Profile, until: int) -> list[TrainingRecord]:
+        t = labels.next_sample(profile, self.config)
+        if t is None or t > until:
+            return []
+        return labels.sample(profile, t, features(profile, t, self.config, self.points_at(profile, t)), self.config)
 
     def score(self, profile: Profile, now: int, points: Mapping[str, float]) -> None:
         """Replace ``profile.scores`` with the snapshot's scores at ``now`` (nothing without a snapshot)."""
@@ -61,15 +77,19 @@ class Modelling:
             self._rfm_changes[profile.customer_id] = changes
 
     def expire(self, profile: Profile, now: int) -> list[TrainingRecord]:
-        """Labels of the examples whose window is over at ``now``."""
-        return labels.expire(profile, now)
+        """Labels of the examples whose window is over at ``now``, and a sampling point due by then."""
+        return labels.expire(profile, now) + self._sample_due(profile, now)
 
     def deadline(self, profile: Profile, now: int) -> int | None:
-        """When the customer next needs a step (> ``now``): an example's window ends, its RFM recency changes, or a rescore is due.
+        """When the customer next needs a step (> ``now``): an example's window ends, a sampling point, its RFM recency changes, or a rescore.
 
         The RFM change is the one the latest :meth:`score` of this customer returned; reading it forgets it.
         """
-        candidates = [labels.next_expiry(profile), self._rfm_changes.pop(profile.customer_id, None)]
+        candidates = [
+            labels.next_expiry(profile),
+            labels.next_sample(profile, self.config),
+            self._rfm_changes.pop(profile.customer_id, None),
+        ]
         if self.snapshot is not None and profile.scores:
             candidates.append(now + self.config.rescore_every)
         due = [t for t in candidates if t is not None]

@@ -64,7 +64,7 @@ def _limit_fetch_wait(max_wait_ms: int) -> None:
 
 def modelling(ruleset: RuleSet, snapshot: Snapshot | None) -> Modelling | None:
     """What a worker learns and scores with under ``ruleset`` (``None`` without a ``models:`` section)."""
-    return Modelling(ruleset.models, snapshot) if ruleset.models is not None else None
+    return Modelling(ruleset.models, snapshot, ruleset.points_at) if ruleset.models is not None else None
 
 
 class SnapshotFollower:

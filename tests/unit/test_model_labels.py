@@ -49,13 +49,18 @@ def test_disabled_kinds_are_not_opened() -> None:
     assert set(opened(config).examples) == {"churn", "purchase_propensity"}
 
 
-def test_sampling_cadence() -> None:
+def test_sampling_points_are_a_grid_that_stops_once_the_customer_is_silent_past_the_churn_horizon() -> None:
     profile = Profile("u1")
-    assert labels.due(profile, T0, CONFIG)
-    profile.sampled_at = T0
-    assert not labels.due(profile, T0 + DAY_MS - 1, CONFIG)
-    assert labels.due(profile, T0 + DAY_MS, CONFIG)
-    assert not labels.due(profile, T0 - 5 * DAY_MS, CONFIG)  # out of order
+    assert labels.next_sample(profile, CONFIG) is None  # before the first event
+    profile.sampled_at, profile.last_seen = T0, T0
+    assert labels.next_sample(profile, CONFIG) == T0 + DAY_MS
+    profile.sampled_at = T0 + 9 * DAY_MS
+    assert labels.next_sample(profile, CONFIG) == T0 + 10 * DAY_MS  # still within the 10 d churn horizon
+    profile.sampled_at = T0 + 10 * DAY_MS
+    assert labels.next_sample(profile, CONFIG) is None  # silent for longer: no more sampling
+    assert labels.silence(CONFIG) == H["churn"]
+    no_churn = CONFIG.model_copy(update={"churn": CONFIG.churn.model_copy(update={"enabled": False})})
+    assert labels.silence(no_churn) == H["ltv"]
 
 
 def test_one_open_example_per_kind_at_a_time() -> None:

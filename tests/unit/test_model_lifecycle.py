@@ -94,9 +94,13 @@ def test_before_event_expires_windows_over_then_resolves() -> None:
     profile = sampled(m)
     ts = T0 + 6 * DAY_MS  # after the propensity window (5d), inside churn (10d) and ltv (20d)
     records = m.before_event(profile, track("Order Completed", revenue=3.0), ts)
-    assert [(r.kind, r.y, r.resolved_at) for r in records] == [
-        ("purchase_propensity", 0.0, T0 + 5 * DAY_MS),
-        ("churn", 0.0, ts),
+    # The propensity window ended first; the grid point missed at T0+1d is sampled (features as of then,
+    # opening a new propensity example), then the purchase labels churn and that new example.
+    assert [(r.kind, r.at, r.y, r.resolved_at) for r in records] == [
+        ("purchase_propensity", T0, 0.0, T0 + 5 * DAY_MS),
+        (OBSERVATION, T0 + DAY_MS, None, None),
+        ("churn", T0, 0.0, ts),
+        ("purchase_propensity", T0 + DAY_MS, 1.0, ts),
     ]
     assert profile.examples["ltv"]["revenue"] == 3.0
 
@@ -135,28 +139,29 @@ def test_a_little_lifecycle_through_the_worker_step(tmp_path: Path) -> None:
     assert [r.kind for r in training] == [OBSERVATION]
     assert set(profile.examples) == {"churn", "purchase_propensity", "ltv"}
     assert profile.scores == {"churn": {"v": 0.0, "m": 1}}
-    assert profile.deadline == T0 + DAY_MS  # rescore
+    assert profile.deadline == T0 + DAY_MS  # the next sampling point (and rescore)
 
     while profile.deadline is not None and profile.deadline <= T0 + 3 * DAY_MS:  # timers while the customer is away
         step([], profile.deadline)
     assert changes == [("at_risk", "entered", T0 + 2 * DAY_MS)]
+    assert [(r.kind, r.at) for r in training[1:]] == [(OBSERVATION, T0 + d * DAY_MS) for d in (1, 2, 3)]
 
     ts = T0 + 3 * DAY_MS
     step([(track("Order Completed", revenue=40.0), ts)], ts)
     assert changes[-1] == ("at_risk", "exited", ts)
-    assert [(r.kind, r.y) for r in training[1:]] == [("churn", 0.0), ("purchase_propensity", 1.0), (OBSERVATION, None)]
+    assert [(r.kind, r.y) for r in training[4:]] == [("churn", 0.0), ("purchase_propensity", 1.0)]
     assert profile.scores["rfm_recency"] == {"v": 5, "m": 1}
-    assert profile.examples["churn"]["t0"] == ts and profile.examples["churn"]["served"] == 0.0
     assert (profile.examples["ltv"]["t0"], profile.examples["ltv"]["revenue"]) == (T0, 40.0)
 
     while profile.deadline is not None and profile.deadline <= T0 + 30 * DAY_MS:
         step([], profile.deadline)
-    labelled = [(r.kind, r.at, r.y, r.resolved_at) for r in training if r.kind != OBSERVATION]
-    assert labelled[2:] == [
-        ("purchase_propensity", ts, 0.0, ts + 5 * DAY_MS),
-        ("churn", ts, 1.0, ts + 10 * DAY_MS),
-        ("ltv", T0, 40.0, T0 + 20 * DAY_MS),
-    ]
+    labelled = {(r.kind, r.at): (r.y, r.resolved_at) for r in training[6:] if r.kind != OBSERVATION}
+    t1 = T0 + 4 * DAY_MS  # the first sampling point after the purchase opens new examples
+    assert labelled[("churn", t1)] == (1.0, t1 + 10 * DAY_MS)  # silent ever since
+    assert labelled[("purchase_propensity", t1)] == (0.0, t1 + 5 * DAY_MS)
+    assert labelled[("ltv", T0)] == (40.0, T0 + 20 * DAY_MS)
+    sampled = [r.at for r in training if r.kind == OBSERVATION]
+    assert max(sampled) == ts + 10 * DAY_MS  # sampled while silent for up to the churn horizon, then no more
     assert profile.examples == {}
     assert ts + RFM_STEP in {now for _, _, now in snapshot.calls}  # woken when rfm_recency changed
     assert profile.scores["rfm_recency"] == {"v": 1, "m": 1}
