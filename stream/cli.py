@@ -129,7 +129,9 @@ def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
             print(exc, file=sys.stderr)
             failed = True
         else:
-            print(f"{path}: {len(ruleset.segments)} segments OK ({', '.join(sorted(ruleset.segments))})")
+            scores = f", {len(ruleset.scores)} scores ({', '.join(sorted(ruleset.scores))})" if ruleset.scores else ""
+            models = f", models: {', '.join(ruleset.models.enabled())}" if ruleset.models is not None else ""
+            print(f"{path}: {len(ruleset.segments)} segments OK ({', '.join(sorted(ruleset.segments))}){scores}{models}")
     return 1 if failed else 0
 
 

@@ -45,7 +45,6 @@ _HINTS = {
 }
 #: The top-level keys of a rule file; a file needs at least one of the lists.
 TOP_LEVEL = ("segments", "scores", "models")
-LISTS = ("segments", "scores")
 _Named = TypeVar("_Named", bound=NamedRule)
 
 
@@ -133,8 +132,11 @@ def _read_file(file: Path, errors: list[str]) -> dict[str, Any] | None:
     if data is None:
         errors.append(f"{file}: the file is empty; add a 'segments:' list (see rules/ for examples)")
         return None
-    if not isinstance(data, dict) or not any(key in data for key in LISTS):
-        errors.append(f"{file}: expected a mapping with a 'segments:' or 'scores:' list, got {_short(data)}; see rules/ for examples")
+    if not isinstance(data, dict) or not any(key in data for key in TOP_LEVEL):
+        errors.append(
+            f"{file}: expected a mapping with a 'segments:' or 'scores:' list or a 'models:' section, got {_short(data)}; "
+            "see rules/ for examples"
+        )
         return None
     for key in data:
         if key not in TOP_LEVEL:

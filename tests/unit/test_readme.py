@@ -18,3 +18,15 @@ def test_readme_rule_examples_load(tmp_path: Path) -> None:
         path = tmp_path / f"example{i}.yaml"
         path.write_text("segments:\n" + textwrap.indent(block, "  "))
         assert load_rules(path).segments, block
+
+
+def test_readme_rule_file_examples_load(tmp_path: Path) -> None:
+    """```yml blocks are whole rule files (scores:, segments:, models:)."""
+    blocks = re.findall(r"```yml\n(.*?)```", README.read_text(), flags=re.S)
+    assert len(blocks) >= 2
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"file{i}.yaml"
+        path.write_text(block)
+        ruleset = load_rules(path)
+        assert ruleset.segments or ruleset.scores or ruleset.models, block
+

@@ -210,7 +210,8 @@ def test_all_errors_of_all_files_in_one_rule_error(tmp_path: Path) -> None:
         f"{c}: invalid YAML at line 4, column 1: expected ',' or '}}', but got '<stream end>'; fix the syntax there",
         f"{d}: invalid YAML at line 2, column 51: found duplicate key 'exists'; fix the syntax there",
         f"{e}: the file is empty; add a 'segments:' list (see rules/ for examples)",
-        f"{f}: expected a mapping with a 'segments:' or 'scores:' list, got {{'segment': []}}; see rules/ for examples",
+        f"{f}: expected a mapping with a 'segments:' or 'scores:' list or a 'models:' section, got {{'segment': []}}; "
+        "see rules/ for examples",
     ], "files that cannot be read come first, then their scores, models and segments"
     assert errors[4].startswith(f"{a}: segment 'x': condition.within: missing")
     assert errors[5] == f"{b}: segment 'dup': duplicate name, already defined in {a}; rename one"

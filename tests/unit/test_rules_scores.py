@@ -321,11 +321,9 @@ def test_an_unknown_score_in_a_file_names_the_field_and_the_closest_score(tmp_pa
     assert error.startswith(f"{path}: segment 'hot': condition.all[1].score: unknown score 'lead_scroe' (did you mean 'lead_score'?); declare it under 'scores:'")
 
 
-def test_a_file_needs_segments_or_scores(tmp_path: Path) -> None:
-    path = write(tmp_path, "m.yaml", "models: {}\n")
-    assert errors_of(tmp_path) == [
-        f"{path}: expected a mapping with a 'segments:' or 'scores:' list, got {{'models': {{}}}}; see rules/ for examples"
-    ]
+def test_a_file_may_hold_only_scores_or_only_models(tmp_path: Path) -> None:
+    write(tmp_path, "m.yaml", "models: {}\n")
+    assert load_rules(tmp_path).models is not None and not load_rules(tmp_path).segments
     write(tmp_path, "m.yaml", SCORES)
     assert set(load_rules(tmp_path).scores) == {"lead_score"} and not load_rules(tmp_path).segments
 
