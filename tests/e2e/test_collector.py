@@ -32,10 +32,9 @@ def start_collector(name: str, settings: Settings) -> Proc:
 
 
 @pytest.fixture
-def collector(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def collector(settings: Settings) -> Iterator[str]:
     """A collector process accepting only WRITE_KEY; yields its URL."""
-    monkeypatch.setenv("SEGSTREAM_WRITE_KEYS", WRITE_KEY)
-    proc = start_collector("collector", settings)
+    proc = start_collector("collector", settings.model_copy(update={"write_keys": WRITE_KEY}))
     yield f"http://127.0.0.1:{settings.collector_port}"
     proc.stop()
 
@@ -126,8 +125,7 @@ def test_gzip_batch_over_raw_http(collector: str, reader: TopicReader) -> None:
     assert all(value["context"] == {"ip": "10.0.0.1"} for _, value in records)
 
 
-def test_kafka_unreachable_gets_503(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SEGSTREAM_PRODUCE_TIMEOUT", "2")
+def test_kafka_unreachable_gets_503(settings: Settings) -> None:
     down = settings.model_copy(
         update={"kafka_bootstrap": f"127.0.0.1:{free_port()}", "produce_timeout_s": 2, "collector_port": free_port()}
     )

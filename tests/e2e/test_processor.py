@@ -44,6 +44,12 @@ class TwoViewsIn3s:
     def group(self, customer_id: str, segment: str) -> str | None:
         return None
 
+    def apply_points(self, profile: Profile, record: dict[str, Any], ts: int) -> None:
+        """No declared scores."""
+
+    def points_at(self, profile: Profile, now: int) -> dict[str, float]:
+        return {}
+
 
 class Clock:
     def __init__(self, now: int) -> None:

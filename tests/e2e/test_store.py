@@ -8,6 +8,7 @@ import uuid
 import redis.asyncio as aioredis
 
 from stream.config import Settings
+from stream.models.records import TrainingRecord
 from stream.output.changes import Change
 from stream.state import keys
 from stream.state.store import Commit, ProfileStore
@@ -29,23 +30,26 @@ def test_commit_writes_profile_and_outbox_and_rejects_stale_versions(base_settin
         loaded.profile.traits["x"] = 1
         loaded.profile.partition = 3
         change = Change("a{b}", "seg", "entered", 1000, 1, "why")
-        assert await s.commit([Commit(loaded, [change])], now=1000) == []
+        example = TrainingRecord("a{b}", "churn", 900, {"recency_days": 1.0}, y=0.0, resolved_at=1000)
+        assert await s.commit([Commit(loaded, [change], [example])], now=1000) == []
         again = (await s.load(["a{b}"]))["a{b}"]
         assert again.version == 1 and again.profile.traits == {"x": 1}
         # The outbox entry and its pending marker exist until publication is confirmed.
-        assert await s.outbox_changes([("a{b}", 1)]) == [change]
-        assert await s.stale_pending(3, older_than=1000) == [("a{b}", 1)]
+        # Changes (field: seq) and training records (field: t:<kind>:<at>) share the outbox and markers.
+        assert await s.outbox_entries([("a{b}", 1), ("a{b}", example.field)]) == [change, example]
+        assert set(await s.stale_pending(3, older_than=1000)) == {("a{b}", 1), ("a{b}", "t:churn:900")}
         # A commit based on the old version is refused and changes nothing.
         loaded.profile.traits["x"] = 2
         assert await s.commit([Commit(loaded)], now=1001) == ["a{b}"]
         assert (await s.load(["a{b}"]))["a{b}"].profile.traits == {"x": 1}
-        await s.confirm_published([change], {"a{b}": 3})
-        assert await s.outbox_changes([("a{b}", 1)]) == [None]
+        await s.confirm_published([change, example], {"a{b}": 3})
+        assert await s.outbox_entries([("a{b}", 1), ("a{b}", example.field)]) == [None, None]
         assert await s.stale_pending(3, older_than=10**13) == []
         assert await s.redis.zrange(keys.segment(s.ns, "seg"), 0, -1) == [b"a{b}"]
         await s.confirm_published([Change("a{b}", "seg", "exited", 2000, 2, "gone")], {"a{b}": 3})
         assert await s.redis.zcard(keys.segment(s.ns, "seg")) == 0
         assert int(await s.redis.hget(keys.stats(s.ns), "changes")) == 2
+        assert int(await s.redis.hget(keys.stats(s.ns), "training_records")) == 1
 
     run(scenario())
 
