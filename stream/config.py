@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_KAFKA = "127.0.0.1:19092"
 LOCAL_REDIS = "redis://127.0.0.1:16379/0"
+DEFAULT_NORMALIZE = "normalize.yaml"
 
 
 class Settings(BaseSettings):
@@ -41,6 +42,11 @@ class Settings(BaseSettings):
         "",
         validation_alias="SEGSTREAM_WRITE_KEYS",
         description="Comma-separated accepted write keys; empty accepts any non-empty key.",
+    )
+    normalize: str = Field(
+        DEFAULT_NORMALIZE,
+        validation_alias="SEGSTREAM_NORMALIZE",
+        description="Normalization file the collector applies to every event (labels, currency, trait case, times); empty: none.",
     )
     produce_timeout_s: float = Field(5.0, gt=0, validation_alias="SEGSTREAM_PRODUCE_TIMEOUT", description="Seconds the collector waits for Kafka's acknowledgement before answering 503.")
 

@@ -27,20 +27,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import sys
 import time
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 from confluent_kafka import KafkaException
 
-from stream.config import Settings, configure_logging
-from stream.ingest.events import BATCH, MAX_REQUEST_BYTES, Outcome, normalise
+from stream.config import DEFAULT_NORMALIZE, Settings, configure_logging
+from stream.ingest.events import BATCH, MAX_REQUEST_BYTES, Outcome, Record, normalise
+from stream.ingest.normalize import NormalizationError, Normalizer, load_normalization
 from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics
 
 log = logging.getLogger("stream.collector")
@@ -102,6 +105,7 @@ class Stats:
     accepted: Counter[str] = field(default_factory=Counter)
     rejected_events: Counter[str] = field(default_factory=Counter)
     rejected_requests: Counter[str] = field(default_factory=Counter)
+    normalization: Counter[str] = field(default_factory=Counter)
 
     def public(self) -> dict[str, Any]:
         """The counters as JSON: accepted events by type, refused events and requests by reason."""
@@ -110,24 +114,26 @@ class Stats:
             "accepted": dict(self.accepted),
             "rejected_events": dict(self.rejected_events),
             "rejected_requests": dict(self.rejected_requests),
+            "normalization_notes": dict(self.normalization),
         }
 
 
 STATS = web.AppKey("stats", Stats)
 
 
-def create_app(settings: Settings, producer: EventSink) -> web.Application:
+def create_app(settings: Settings, producer: EventSink, normalizer: Normalizer | None = None) -> web.Application:
     """The collector's aiohttp application, producing accepted events with ``producer``.
 
-    Serve it with ``web.run_app`` or ``aiohttp.test_utils.TestServer``; the caller
-    owns ``producer`` and closes it.
+    With ``normalizer`` every accepted event is normalized before it is produced
+    (see :mod:`stream.ingest.normalize`). Serve it with ``web.run_app`` or
+    ``aiohttp.test_utils.TestServer``; the caller owns ``producer`` and closes it.
     """
     # Bodies are decompressed here, not by aiohttp, to answer bad gzip and
     # oversized bodies like Segment does.
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, handler_args={"auto_decompress": False})
     stats = app[STATS] = Stats()
     for path, kind in PATHS.items():
-        app.router.add_post(f"/v1/{path}", partial(_collect, settings, producer, stats, kind))
+        app.router.add_post(f"/v1/{path}", partial(_collect, settings, producer, stats, normalizer, kind))
         app.router.add_route("OPTIONS", f"/v1/{path}", _preflight)
     app.router.add_get("/health", _health)
     app.router.add_get("/stats", _stats)
@@ -142,8 +148,13 @@ def run(settings: Settings) -> int:
     until then answers 503 to every event.
     """
     configure_logging(settings)
+    try:
+        normalizer = normalization(settings)
+    except NormalizationError as exc:
+        print(f"segstream collector: refusing to start, the normalization file is invalid:\n{exc}", file=sys.stderr)
+        return 2
     producer = AsyncProducer(settings)
-    app = create_app(settings, producer)
+    app = create_app(settings, producer, normalizer)
     app.cleanup_ctx.append(partial(_topics, settings))
 
     async def close(_: web.Application) -> None:
@@ -161,8 +172,28 @@ def run(settings: Settings) -> int:
     return 0
 
 
+def normalization(settings: Settings) -> Normalizer | None:
+    """The normalizer of ``SEGSTREAM_NORMALIZE``; ``None`` when it is empty, or is the default file and that is absent."""
+    if not settings.normalize:
+        return None
+    path = Path(settings.normalize)
+    if not path.is_file() and settings.normalize == DEFAULT_NORMALIZE:
+        log.info("no %s: events are not normalized (set SEGSTREAM_NORMALIZE to a file)", path)
+        return None
+    normalizer = load_normalization(path)
+    log.info("normalizing events with %s", path)
+    return normalizer
+
+
+def _normalized(normalizer: Normalizer, outcome: Outcome, stats: Stats) -> None:
+    for i, record in enumerate(outcome.records):
+        result = normalizer.apply(orjson.loads(record.value))
+        stats.normalization.update(note.kind for note in result.notes)
+        outcome.records[i] = Record(record.type, record.key, orjson.dumps(result.record))
+
+
 async def _collect(
-    settings: Settings, producer: EventSink, stats: Stats, kind: str, request: web.Request
+    settings: Settings, producer: EventSink, stats: Stats, normalizer: Normalizer | None, kind: str, request: web.Request
 ) -> web.StreamResponse:
     received_at = time.time_ns() // 1_000_000
     stats.requests += 1
@@ -175,6 +206,8 @@ async def _collect(
         log.info("refused a request to %s from %s: %s", request.path, request.remote, exc.message)
         return _failure(exc.status, exc.reason, exc.message)
     outcome = normalise(body, kind, received_at, len(data))
+    if normalizer is not None:
+        _normalized(normalizer, outcome, stats)
     if outcome.records:
         try:
             await producer.send_many((settings.events_topic, r.key, r.value) for r in outcome.records)

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import gzip
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from stream.config import Settings
 from stream.ingest.collector import PATHS, UNAVAILABLE, create_app
 from stream.ingest.events import BATCH, MAX_EVENT_BYTES, MAX_REQUEST_BYTES
+from stream.ingest.normalize import Normalizer, load_normalization
 from stream.kafka import KafkaUnavailable
 
 KEY = "wk-test"
@@ -43,12 +45,12 @@ class FakeProducer:
 Scenario = Callable[[TestClient, FakeProducer], Awaitable[None]]
 
 
-def serve(scenario: Scenario, write_keys: str = "", down: bool = False) -> None:
+def serve(scenario: Scenario, write_keys: str = "", down: bool = False, normalizer: Normalizer | None = None) -> None:
     """Run ``scenario`` against a collector app served on a loopback port."""
 
     async def main() -> None:
         producer = FakeProducer(down)
-        app = create_app(Settings(write_keys=write_keys, namespace="unit"), producer)
+        app = create_app(Settings(write_keys=write_keys, namespace="unit"), producer, normalizer)
         async with TestClient(TestServer(app)) as client:
             await scenario(client, producer)
 
@@ -80,6 +82,7 @@ def test_track_with_basic_auth_is_produced_keyed_by_user() -> None:
             "accepted": {"track": 1},
             "rejected_events": {},
             "rejected_requests": {},
+            "normalization_notes": {},
         }
 
     serve(scenario)
@@ -262,3 +265,26 @@ def test_health_and_unknown_paths() -> None:
         assert (await post(client, "/v1/nope", TRACK, AUTH)).status == 404
 
     serve(scenario)
+
+
+def test_the_shipped_normalization_cleans_events_before_kafka_and_counts_what_it_left() -> None:
+    shipped = load_normalization(Path(__file__).resolve().parents[2] / "normalize.yaml")
+    event = {
+        "type": "track",
+        "userId": "n1",
+        "event": "Order Completed",
+        "properties": {"revenue": 10, "currency": "EUR", "utm_source": "fb"},
+        "context": {"device": {"type": "iPhone"}},
+    }
+    odd = {"type": "track", "userId": "n2", "event": "Order Completed", "properties": {"revenue": 5, "currency": "XYZ"}}
+
+    async def scenario(client: TestClient, producer: FakeProducer) -> None:
+        assert (await post(client, "/v1/batch", {"batch": [event, odd]}, AUTH)).status == 200
+        clean, left = producer.values()
+        assert clean["context"]["device"]["type"] == "Mobile" and clean["properties"]["utm_source"] == "Facebook"
+        assert clean["properties"]["revenue"] == 10.8 and clean["properties"]["original_currency"] == "EUR"
+        assert left["properties"] == {"revenue": 5, "currency": "XYZ"}  # unknown currency: as sent, counted
+        assert (await stats(client))["normalization_notes"] == {"unknown_currency": 1}
+
+    serve(scenario, normalizer=shipped)
+
