@@ -72,6 +72,8 @@ class Profile:
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: When the profile last produced a training observation (epoch ms).
     sampled_at: int | None = None
+    #: ``messageId`` -> event time of the events applied within the dedup window (see :func:`first_delivery`).
+    seen: dict[str, int] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """Serialise for Redis (compact orjson; history as ``[ts, name, props]`` triples)."""
@@ -149,7 +151,11 @@ _OPTIONAL = {
     "sc": "scores",
     "ex": "examples",
     "sa": "sampled_at",
+    "mi": "seen",
 }
+
+#: How long (event time) a ``messageId`` is remembered: a second event with the same id within it is a duplicate.
+DEDUP_WINDOW_MS = 24 * 3_600_000
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,7 @@ class HistoryPolicy:
     horizon_ms: int
     properties: frozenset[str] = STANDARD_PROPERTIES
     max_events: int = 1000
+    dedup_ms: int = DEDUP_WINDOW_MS
 
 
 def now_ms() -> int:
@@ -257,14 +264,36 @@ def apply_event(profile: Profile, record: dict[str, Any], ts: int, policy: Histo
     bisect.insort(profile.history, Event(ts, name, kept), key=lambda e: e.ts)
 
 
+def first_delivery(profile: Profile, record: dict[str, Any], ts: int) -> bool:
+    """Whether ``record`` (event time ``ts``) is new to the profile: ``False`` for a ``messageId`` already applied.
+
+    SDKs retry: the same event may be accepted twice under one ``messageId``. Ids are
+    remembered for :data:`DEDUP_WINDOW_MS` of event time (at most ``max_events`` of them,
+    see :func:`trim_history`); records without a ``messageId`` are always new.
+    """
+    message_id = record.get("messageId")
+    if not isinstance(message_id, str) or not message_id:
+        return True
+    if message_id in profile.seen:
+        return False
+    profile.seen[message_id] = ts
+    return True
+
+
 def trim_history(profile: Profile, now: int, policy: HistoryPolicy) -> None:
-    """Drop history older than the policy's horizon before ``now`` and beyond its size cap."""
+    """Drop history older than the policy's horizon before ``now`` and beyond its size cap; forget old message ids."""
     cutoff = now - policy.horizon_ms
     history = profile.history
     start = bisect.bisect_left(history, cutoff, key=lambda e: e.ts)
     start = max(start, len(history) - policy.max_events)
     if start > 0:
         del history[:start]
+    seen = profile.seen
+    if seen:
+        oldest = now - policy.dedup_ms
+        kept = sorted(((ts, mid) for mid, ts in seen.items() if ts > oldest), reverse=True)[: policy.max_events]
+        if len(kept) != len(seen):
+            profile.seen = {mid: ts for ts, mid in kept}
 
 
 def _scalar(value: Any) -> bool:

@@ -244,6 +244,8 @@ class Processor:
                 before = (entry.profile.deadline, entry.profile.partition)
                 fresh = self._unapplied(entry.profile, w)
                 step = advance(entry.profile, ((i.record, i.ts) for i in fresh), now, self.rules, self.policy, self.models)
+                if step.duplicates and counters is not None:
+                    counters["duplicates"] = counters.get("duplicates", 0) + step.duplicates
                 if fresh or step.changes or step.training or before != (entry.profile.deadline, entry.profile.partition):
                     commits.append(Commit(entry, step.changes, step.training))
                 else:

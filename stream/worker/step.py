@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from stream.models.lifecycle import Modelling
 from stream.models.records import TrainingRecord
 from stream.output.changes import Change, VerdictLike, decide, next_deadline
-from stream.state.profile import HistoryPolicy, Profile, apply_event, trim_history
+from stream.state.profile import HistoryPolicy, Profile, apply_event, first_delivery, trim_history
 
 
 class Evaluator(Protocol):
@@ -36,10 +36,11 @@ class Evaluator(Protocol):
 
 @dataclass
 class Step:
-    """What one step decided: segment changes and training records, both for the outbox."""
+    """What one step decided: segment changes and training records (both for the outbox), and duplicates skipped."""
 
     changes: list[Change] = field(default_factory=list)
     training: list[TrainingRecord] = field(default_factory=list)
+    duplicates: int = 0
 
 
 def advance(
@@ -50,10 +51,16 @@ def advance(
     policy: HistoryPolicy,
     models: Modelling | None = None,
 ) -> Step:
-    """Apply ``(record, event_time)`` pairs in order, decide changes at ``now``, set the next deadline."""
+    """Apply ``(record, event_time)`` pairs in order, decide changes at ``now``, set the next deadline.
+
+    A record whose ``messageId`` the profile already applied is skipped and counted.
+    """
     step = Step()
     verdicts = None
     for record, ts in events:
+        if not first_delivery(profile, record, ts):
+            step.duplicates += 1
+            continue
         if models is not None:
             step.training += models.before_event(profile, record, ts)
         apply_event(profile, record, ts, policy)

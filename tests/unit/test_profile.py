@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from stream.state.profile import (
+    DEDUP_WINDOW_MS,
     Event,
     HistoryPolicy,
     Profile,
     apply_event,
     event_time,
+    first_delivery,
     iso,
     parse_time,
     revenue_of,
@@ -82,3 +84,26 @@ def test_revenue_ignores_non_numbers() -> None:
     assert revenue_of({"revenue": float("nan")}) == 0.0
     assert revenue_of({"total": 4}) == 4.0
     assert revenue_of({"revenue": True}) == 0.0
+
+
+def test_a_message_id_is_applied_once_within_the_dedup_window() -> None:
+    profile = Profile("c")
+    record = {"type": "track", "event": "Order Completed", "messageId": "m-1"}
+    assert first_delivery(profile, record, 1_000)
+    assert not first_delivery(profile, record, 1_000)  # an SDK retry
+    assert not first_delivery(profile, record, 5_000)  # even with another time
+    assert first_delivery(profile, {"type": "track", "event": "X"}, 1_000)  # no messageId: always new
+    policy = HistoryPolicy(horizon_ms=0, max_events=10)
+    trim_history(profile, 1_000 + DEDUP_WINDOW_MS - 1, policy)
+    assert profile.seen == {"m-1": 1_000}
+    trim_history(profile, 1_000 + DEDUP_WINDOW_MS, policy)  # window over: forgotten
+    assert profile.seen == {} and first_delivery(profile, record, 2_000 + DEDUP_WINDOW_MS)
+
+
+def test_dedup_memory_is_capped_to_the_newest_ids() -> None:
+    profile = Profile("c")
+    for i in range(20):
+        first_delivery(profile, {"messageId": f"m{i}"}, i)
+    trim_history(profile, 20, HistoryPolicy(horizon_ms=0, max_events=5))
+    assert sorted(profile.seen.values()) == [15, 16, 17, 18, 19]
+    assert Profile.from_bytes(profile.to_bytes()).seen == profile.seen
