@@ -99,6 +99,35 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _forget(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    import orjson
+
+    from stream.kafka import AsyncProducer, KafkaUnavailable
+    from stream.output.deletions import forget_request
+    from stream.state.profile import now_ms
+
+    async def send() -> None:
+        producer = AsyncProducer(settings)
+        try:
+            for customer in args.ids:
+                record = forget_request(customer, now_ms(), args.suppress)
+                await producer.send(settings.events_topic, customer.encode(), orjson.dumps(record))
+        finally:
+            producer.close()
+
+    try:
+        asyncio.run(send())
+    except KafkaUnavailable as exc:
+        print(f"segstream forget: {exc}; nothing was requested for the ids not listed below", file=sys.stderr)
+        return 3
+    for customer in args.ids:
+        print(f"{customer}: forget requested{' (later events suppressed)' if args.suppress else ''}")
+    print(f"the owning workers exit their segments and publish deletion records on {settings.deletions_topic}")
+    return 0
+
+
 def _api(args: argparse.Namespace, settings: Settings) -> int:
     from stream.serving.api import run
 
@@ -251,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("worker", _worker, "Consume events, keep profiles in Redis, evaluate rules, publish segment changes.")
     add("trainer", _trainer, "Learn the models (churn, propensity, LTV, RFM, clusters) from the training topic; publish snapshots.")
     add("api", _api, "Serve the query API: profiles, memberships, segments and their members.")
+    forget = add("forget", _forget, "Erase customers (GDPR/CCPA): profile, history, ids and scores; exit their segments.")
+    forget.add_argument("ids", nargs="+", help="customer ids")
+    forget.add_argument("--suppress", action="store_true", help="also drop every later event for these ids (suppression list)")
     models = add("models", _models, "Show the models' versions and quality (progressive validation) from the newest snapshot.")
     models.add_argument("--json", action="store_true", help="print the whole report as JSON")
     backtest = add(

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
         return f"{self.namespace}.dead-letter"
 
     @property
+    def deletions_topic(self) -> str:
+        return f"{self.namespace}.deletions"
+
+    @property
     def training_topic(self) -> str:
         return f"{self.namespace}.training"
 

@@ -108,7 +108,7 @@ def admin(settings: Settings) -> AdminClient:
 
 
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
-    """Create segstream's topics when missing (events, segment changes, dead letters, training).
+    """Create segstream's topics when missing (events, segment changes, dead letters, deletions, training).
 
     The training topic has one partition: one trainer reads it in order.
     """
@@ -118,6 +118,7 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
         settings.events_topic: settings.partitions,
         settings.changes_topic: settings.partitions,
         settings.dead_letter_topic: settings.partitions,
+        settings.deletions_topic: settings.partitions,
         settings.training_topic: 1,
     }
     new = [

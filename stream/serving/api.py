@@ -6,6 +6,7 @@ Read-only JSON over the Redis state the worker maintains (key layout in
 =====================================  ==============================================================
 ``GET /health``                        ``{"status": "ok"}``; 503 when Redis does not answer a PING
 ``GET /v1/customers/{id}``             the profile (:meth:`stream.state.profile.Profile.public`)
+``DELETE /v1/customers/{id}``          forget the customer (``?suppress=true``: and drop later events); 202
 ``GET /v1/customers/{id}/segments``    ``{"customer_id", "segments": [{"segment", "entered_at"}]}``
 ``GET /v1/segments``                   ``{"segments": [{"name", "description", "members", "source"}]}``
 ``GET /v1/segments/{name}/members``    ``{"segment", "members", "next_cursor"}``; query ``cursor``
@@ -29,7 +30,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
@@ -40,7 +41,9 @@ from redis.exceptions import RedisError
 from stream.config import Settings, configure_logging
 from stream.rules import RuleError, Segment
 from stream.state.rulestore import RuleWatcher, open_rules
+from stream.kafka import AsyncProducer, KafkaUnavailable
 from stream.models.report import metrics_lines
+from stream.output.deletions import forget_request
 from stream.state import keys, modelstore
 from stream.state.profile import Profile, iso, now_ms
 
@@ -89,14 +92,35 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return _json({"error": f"Redis is unavailable ({exc}); retry once it answers again"}, 503)
 
 
+class EventSink(Protocol):
+    """Where the API writes forget requests: the events topic (an :class:`stream.kafka.AsyncProducer`)."""
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> None: ...
+
+
 class _Handlers:
     """The endpoints, bound to one Redis client, namespace and rule set."""
 
-    def __init__(self, settings: Settings, redis: aioredis.Redis, rules: RuleWatcher) -> None:
+    def __init__(self, settings: Settings, redis: aioredis.Redis, rules: RuleWatcher, producer: EventSink | None) -> None:
         self.ns = settings.namespace
         self.redis = redis
         self.rules = rules
         self.rules_partitions = settings.partitions
+        self.events_topic = settings.events_topic
+        self.producer = producer
+
+    async def forget(self, request: web.Request) -> web.Response:
+        customer_id = request.match_info["id"]
+        suppress = request.query.get("suppress", "false").lower() in ("1", "true", "yes")
+        if self.producer is None:
+            raise _HttpError(503, "this API has no Kafka producer; use `segstream forget ID`")
+        record = forget_request(customer_id, now_ms(), suppress)
+        try:
+            await self.producer.send(self.events_topic, customer_id.encode(), orjson.dumps(record))
+        except KafkaUnavailable as exc:
+            raise _HttpError(503, f"Kafka did not accept the request ({exc}); retry") from None
+        body = {"customer_id": customer_id, "status": "accepted", "suppress": suppress}
+        return _json({**body, "detail": "the owning worker erases the profile, exits its segments and publishes a deletion record"}, 202)
 
     @property
     def segments(self) -> dict[str, Segment]:
@@ -196,7 +220,10 @@ class _Handlers:
         raw = await self.redis.hget(keys.profile(self.ns, customer_id), "s")
         if raw is None:
             raise _HttpError(404, f"customer {customer_id!r} not found")
-        return Profile.from_bytes(raw)
+        profile = Profile.from_bytes(raw)
+        if profile.forgotten is not None:
+            raise _HttpError(404, f"customer {customer_id!r} was forgotten at {iso(profile.forgotten)}")
+        return profile
 
 
 def counter_lines(counters: dict[str, int]) -> list[str]:
@@ -229,16 +256,20 @@ def _limit(raw: str | None) -> int:
     raise _HttpError(400, f"query parameter 'limit' must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
 
 
-def create_app(settings: Settings, redis_client: aioredis.Redis, rules: RuleWatcher) -> web.Application:
+def create_app(
+    settings: Settings, redis_client: aioredis.Redis, rules: RuleWatcher, producer: EventSink | None = None
+) -> web.Application:
     """The API as an aiohttp application; ``redis_client`` must use ``decode_responses=False``.
 
-    The caller owns ``redis_client`` and closes it.
+    ``producer`` writes forget requests (without it ``DELETE`` answers 503). The caller
+    owns ``redis_client`` and ``producer`` and closes them.
     """
-    h = _Handlers(settings, redis_client, rules)
+    h = _Handlers(settings, redis_client, rules, producer)
     app = web.Application(middlewares=[_json_errors])
     app.router.add_get("/health", h.health)
     # ``[^/]+`` rather than aiohttp's default, which refuses braces inside ids.
     app.router.add_get("/v1/customers/{id:[^/]+}", h.customer)
+    app.router.add_delete("/v1/customers/{id:[^/]+}", h.forget)
     app.router.add_get("/v1/customers/{id:[^/]+}/segments", h.customer_segments)
     app.router.add_get("/v1/segments", h.segment_list)
     app.router.add_get("/v1/segments/{name:[^/]+}/members", h.members)
@@ -259,12 +290,14 @@ def run(settings: Settings) -> int:
             settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
         )
         rules = await open_rules(settings, client, now_ms())
-        application = create_app(settings, client, rules)
+        producer = AsyncProducer(settings)
+        application = create_app(settings, client, rules, producer)
 
         async def follow_rules(_: web.Application) -> AsyncIterator[None]:
             task = asyncio.create_task(_follow(rules))
             yield
             task.cancel()
+            producer.close()
             await client.aclose()
 
         application.cleanup_ctx.append(follow_rules)

@@ -74,6 +74,10 @@ class Profile:
     sampled_at: int | None = None
     #: ``messageId`` -> event time of the events applied within the dedup window (see :func:`first_delivery`).
     seen: dict[str, int] = field(default_factory=dict)
+    #: When the customer was forgotten (a tombstone: no data but ``seq``, ``applied`` and ``suppressed``).
+    forgotten: int | None = None
+    #: Whether events for this id are dropped (the suppression list), set by a forget request.
+    suppressed: bool = False
 
     def to_bytes(self) -> bytes:
         """Serialise for Redis (compact orjson; history as ``[ts, name, props]`` triples)."""
@@ -95,7 +99,7 @@ class Profile:
             doc["g"] = self.groups
         for short, name in _OPTIONAL.items():
             value = getattr(self, name)
-            if value is not None and value != {} and value != []:
+            if value is not None and value is not False and value != {} and value != []:
                 doc[short] = value
         return orjson.dumps(doc)
 
@@ -152,6 +156,8 @@ _OPTIONAL = {
     "ex": "examples",
     "sa": "sampled_at",
     "mi": "seen",
+    "fg": "forgotten",
+    "su": "suppressed",
 }
 
 #: How long (event time) a ``messageId`` is remembered: a second event with the same id within it is a duplicate.
@@ -298,3 +304,15 @@ def trim_history(profile: Profile, now: int, policy: HistoryPolicy) -> None:
 
 def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
+
+
+def forget(profile: Profile, at: int, suppress: bool) -> None:
+    """Turn ``profile`` into a tombstone: every trait, count, history, score, alias and membership gone.
+
+    It keeps only what exactly-once needs (the applied offsets, the change ``seq``
+    so change ids stay unique, the partition) and, with ``suppress``, the flag that
+    drops later events for this id. Exit the memberships before calling this.
+    """
+    tombstone = Profile(profile.customer_id, seq=profile.seq, applied=profile.applied, partition=profile.partition)
+    vars(profile).update(vars(tombstone))
+    profile.forgotten, profile.suppressed = at, suppress

@@ -20,12 +20,13 @@ import redis.asyncio as aioredis
 
 from stream.models.records import TrainingRecord
 from stream.output.changes import Change
+from stream.output.deletions import Deletion
 from stream.state import keys
 from stream.state.profile import Profile
 
 #: What a customer's outbox holds until Kafka acknowledged it: segment changes (field: their
-#: ``seq``) and training records (field: ``t:<kind>:<at>``).
-Outbound = Change | TrainingRecord
+#: ``seq``), training records (field: ``t:<kind>:<at>``) and deletions (field: ``d:<at>``).
+Outbound = Change | TrainingRecord | Deletion
 #: A pending marker: ``(customer id, outbox field)``.
 Marker = tuple[str, int | str]
 
@@ -36,7 +37,9 @@ def outbox_field(entry: Outbound) -> int | str:
 
 
 def _entry(marker_field: int | str, raw: bytes) -> Outbound:
-    return Change.from_bytes(raw) if isinstance(marker_field, int) else TrainingRecord.from_bytes(raw)
+    if isinstance(marker_field, int):
+        return Change.from_bytes(raw)
+    return Deletion.from_bytes(raw) if marker_field.startswith("d:") else TrainingRecord.from_bytes(raw)
 
 _COMMIT = """
 local current = redis.call('HGET', KEYS[1], 'v') or '0'
@@ -63,11 +66,12 @@ class Commit:
     loaded: Loaded
     changes: list[Change] = field(default_factory=list)
     training: list[TrainingRecord] = field(default_factory=list)
+    deletions: list[Deletion] = field(default_factory=list)
 
     @property
     def outbound(self) -> list[Outbound]:
         """Everything this commit puts in the outbox, changes first."""
-        return [*self.changes, *self.training]
+        return [*self.changes, *self.training, *self.deletions]
 
     @property
     def customer_id(self) -> str:
@@ -109,7 +113,7 @@ class ProfileStore:
         deadline on its partition's timer set, or its removal) and adds ``counters``;
         a timer set for a customer whose commit was refused is set again by its retry.
         """
-        marked = [c for c in commits if c.changes or c.training]
+        marked = [c for c in commits if c.outbound]
         if marked:
             pipe = self.redis.pipeline(transaction=False)
             for c in marked:
@@ -174,7 +178,9 @@ class ProfileStore:
             name = outbox_field(e)
             pipe.hdel(keys.outbox(self.ns, e.customer_id), name)
             pipe.zrem(keys.pending(self.ns, partitions.get(e.customer_id, 0)), orjson.dumps([e.customer_id, name]))
-        for counter, n in (("changes", len(changes)), ("training_records", len(entries) - len(changes))):
+        deletions = sum(isinstance(e, Deletion) for e in entries)
+        training = len(entries) - len(changes) - deletions
+        for counter, n in (("changes", len(changes)), ("training_records", training), ("deletions", deletions)):
             if n:
                 pipe.hincrby(keys.stats(self.ns), counter, n)
         await pipe.execute()

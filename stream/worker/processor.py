@@ -31,14 +31,16 @@ import orjson
 from stream.config import Settings
 from stream.kafka import AsyncProducer, KafkaUnavailable
 from stream.models.lifecycle import Modelling
+from stream.models.records import TrainingRecord
 from stream.output.changes import Change
+from stream.output.deletions import FORGET, Deletion
 from stream.state.profile import HistoryPolicy, Profile, event_time, iso, now_ms
 from stream.state.store import Commit, Outbound, ProfileStore
 from stream.worker.step import Evaluator, advance
 
 log = logging.getLogger(__name__)
 
-KNOWN_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
+KNOWN_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias", FORGET})
 _REQUIRED = {"track": "event", "group": "groupId", "alias": "previousId"}
 _MAX_ATTEMPTS = 20
 
@@ -244,10 +246,11 @@ class Processor:
                 before = (entry.profile.deadline, entry.profile.partition)
                 fresh = self._unapplied(entry.profile, w)
                 step = advance(entry.profile, ((i.record, i.ts) for i in fresh), now, self.rules, self.policy, self.models)
-                if step.duplicates and counters is not None:
-                    counters["duplicates"] = counters.get("duplicates", 0) + step.duplicates
+                if counters is not None:
+                    for name in ("duplicates", "suppressed"):
+                        counters[name] = counters.get(name, 0) + getattr(step, name)
                 if fresh or step.changes or step.training or before != (entry.profile.deadline, entry.profile.partition):
-                    commits.append(Commit(entry, step.changes, step.training))
+                    commits.append(Commit(entry, step.changes, step.training, step.deletions))
                 else:
                     unchanged.append(entry.profile)
             timers = [c.loaded.profile for c in commits] + unchanged
@@ -281,11 +284,13 @@ class Processor:
     async def _publish(self, entries: list[Outbound], partitions: dict[str, int]) -> None:
         if not entries:
             return
-        changes, training = self.settings.changes_topic, self.settings.training_topic
+        topics = {
+            Change: self.settings.changes_topic,
+            TrainingRecord: self.settings.training_topic,
+            Deletion: self.settings.deletions_topic,
+        }
         try:
-            await self.producer.send_many(
-                (changes if isinstance(e, Change) else training, e.customer_id.encode(), e.to_bytes()) for e in entries
-            )
+            await self.producer.send_many((topics[type(e)], e.customer_id.encode(), e.to_bytes()) for e in entries)
         except KafkaUnavailable as exc:
             # Decided entries stay in the outbox; recovery publishes them later.
             log.error("could not publish %d outbox entries (kept in the outbox): %s", len(entries), exc)

@@ -19,7 +19,12 @@ from typing import Any, Protocol
 from stream.models.lifecycle import Modelling
 from stream.models.records import TrainingRecord
 from stream.output.changes import Change, VerdictLike, decide, next_deadline
-from stream.state.profile import HistoryPolicy, Profile, apply_event, first_delivery, trim_history
+from stream.output.deletions import FORGET, Deletion
+from stream.rules.verdict import Verdict
+from stream.state.profile import HistoryPolicy, Profile, apply_event, first_delivery, forget, trim_history
+
+#: The reason of the ``exited`` changes of a forgotten customer.
+FORGOTTEN = "the customer was forgotten (data erased on request)"
 
 
 class Evaluator(Protocol):
@@ -36,11 +41,13 @@ class Evaluator(Protocol):
 
 @dataclass
 class Step:
-    """What one step decided: segment changes and training records (both for the outbox), and duplicates skipped."""
+    """What one step decided for the outbox (changes, training records, deletions) and what it skipped."""
 
     changes: list[Change] = field(default_factory=list)
     training: list[TrainingRecord] = field(default_factory=list)
+    deletions: list[Deletion] = field(default_factory=list)
     duplicates: int = 0
+    suppressed: int = 0
 
 
 def advance(
@@ -53,14 +60,27 @@ def advance(
 ) -> Step:
     """Apply ``(record, event_time)`` pairs in order, decide changes at ``now``, set the next deadline.
 
-    A record whose ``messageId`` the profile already applied is skipped and counted.
+    A record whose ``messageId`` the profile already applied is skipped and counted. A
+    forget request exits every membership and leaves a tombstone (see
+    :mod:`stream.output.deletions`); a suppressed tombstone drops all later events.
     """
     step = Step()
     verdicts = None
     for record, ts in events:
+        if profile.suppressed:
+            step.suppressed += 1
+            continue
+        if record["type"] == FORGET:
+            gone = {name: Verdict(False, FORGOTTEN) for name in profile.memberships}
+            step.changes += decide(profile, gone, now)
+            step.deletions.append(Deletion(profile.customer_id, ts, bool(record.get("suppress"))))
+            forget(profile, ts, bool(record.get("suppress")))
+            verdicts = None
+            continue
         if not first_delivery(profile, record, ts):
             step.duplicates += 1
             continue
+        profile.forgotten = None  # an event after an unsuppressed forget starts the profile afresh
         if models is not None:
             step.training += models.before_event(profile, record, ts)
         apply_event(profile, record, ts, policy)
@@ -70,6 +90,9 @@ def advance(
         step.changes += decide(profile, verdicts, now, rules.group)
         if models is not None:
             step.training += models.after_event(profile, ts, points)
+    if profile.forgotten is not None:
+        profile.deadline = None  # a tombstone is never evaluated: no rule may hold for erased data
+        return step
     if models is not None:
         step.training += models.expire(profile, now)
     if verdicts is None:

@@ -244,10 +244,15 @@ def test_stats(api: str) -> None:
     assert get(f"{api}/v1/stats") == (200, {"events": 12, "changes": 3, "dead_letter:invalid": 1})
 
 
-@pytest.mark.parametrize("method, path", [("POST", "/v1/stats"), ("DELETE", "/v1/customers/alice"), ("PUT", "/health")])
+@pytest.mark.parametrize("method, path", [("POST", "/v1/stats"), ("DELETE", "/v1/segments"), ("PUT", "/health")])
 def test_wrong_method_is_405(api: str, method: str, path: str) -> None:
     status, body = http_json(method, f"{api}{path}", body={})
     assert status == 405 and "use GET" in body["error"]
+
+
+def test_forget_without_a_producer_says_what_to_use(api: str) -> None:
+    status, body = http_json("DELETE", f"{api}/v1/customers/alice")
+    assert status == 503 and "segstream forget" in body["error"]
 
 
 @pytest.mark.parametrize("path", ["/v2/stats", "/v1/customers/", "/v1/customers/alice/orders"])

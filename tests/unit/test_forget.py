@@ -1,0 +1,52 @@
+"""Forgetting a customer in the pure step: exits, tombstone, suppression, a fresh start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stream.output.deletions import Deletion, forget_request
+from stream.rules import load_rules
+from stream.state.profile import Profile
+from stream.worker.step import FORGOTTEN, advance
+
+T = 1_800_000_000_000
+
+
+def rules(tmp_path: Path):  # noqa: ANN201 - a RuleSet
+    (tmp_path / "r.yaml").write_text(
+        "segments:\n  - {name: buyers, condition: {event: Order Completed, within: 1d}}\n"
+        "  - {name: quiet, condition: {not: {event: $any, within: 1d}}}\n"
+    )
+    return load_rules(tmp_path)
+
+
+def order(ts: int) -> tuple[dict, int]:
+    return {"type": "track", "event": "Order Completed", "userId": "c", "traits": {"email": "c@x.io"}}, ts
+
+
+def test_forget_exits_every_segment_and_leaves_a_tombstone_that_is_never_evaluated(tmp_path: Path) -> None:
+    rs = rules(tmp_path)
+    policy = rs.policy(100)
+    profile = Profile("c")
+    advance(profile, [order(T)], T, rs, policy)
+    assert set(profile.memberships) == {"buyers"}
+    step = advance(profile, [(forget_request("c", T + 1, suppress=False), T + 1)], T + 1, rs, policy)
+    assert [(c.segment, c.change, c.reason) for c in step.changes] == [("buyers", "exited", FORGOTTEN)]
+    assert step.deletions == [Deletion("c", T + 1, False)]
+    assert (profile.forgotten, profile.traits, profile.history, profile.counts, profile.memberships) == (T + 1, {}, [], {}, {})
+    assert profile.seq == 2 and profile.deadline is None
+    # A timer much later decides nothing for a tombstone ("quiet" would otherwise hold).
+    assert advance(profile, [], T + 10 * 86_400_000, rs, policy).changes == []
+    # An unsuppressed id starts afresh with its next event; seq continues.
+    again = advance(profile, [order(T + 5)], T + 5, rs, policy)
+    assert [(c.segment, c.seq) for c in again.changes] == [("buyers", 3)] and profile.forgotten is None
+
+
+def test_suppressed_ids_drop_later_events(tmp_path: Path) -> None:
+    rs = rules(tmp_path)
+    profile = Profile("c")
+    step = advance(profile, [order(T), (forget_request("c", T + 1, suppress=True), T + 1), order(T + 2)], T + 2, rs, rs.policy(100))
+    assert [c.change for c in step.changes] == ["entered", "exited"] and step.suppressed == 1
+    assert profile.suppressed and profile.counts == {}
+    restored = Profile.from_bytes(profile.to_bytes())
+    assert (restored.forgotten, restored.suppressed) == (T + 1, True)
