@@ -25,7 +25,7 @@ from stream.config import Settings
 from stream.models.lifecycle import Modelling
 from stream.models.records import TrainingRecord
 from stream.output.changes import Change
-from stream.state.profile import HistoryPolicy, Profile
+from stream.state.profile import HistoryPolicy, Profile, event_time
 from stream.worker.processor import Message, Rejected, parse
 from stream.worker.step import Evaluator, Step, advance
 
@@ -62,23 +62,27 @@ def replay(
     as they are decided, to ``on_training`` (a backtest learns from them).
     """
     result = ReplayResult()
-
-    def collect(step: Step) -> None:
-        result.changes += step.changes
-        if on_training is not None:
-            for record in step.training:
-                on_training(record)
-
-    parsed: list[tuple[int, int, str, dict[str, Any]]] = []
+    queue: list[tuple[int, int, str, dict[str, Any]]] = []  # (event time, arrival order, customer, record)
     for index, record in enumerate(records):
         try:
             customer, item = parse(Message(0, index, None, orjson.dumps(record)))
         except Rejected as exc:
             result.rejected.append((index, exc))
             continue
-        parsed.append((item.ts, index, customer, item.record))
-    parsed.sort(key=lambda row: (row[0], row[1]))
+        queue.append((item.ts, index, customer, item.record))
+    heapq.heapify(queue)
+    arrivals = len(queue) + len(result.rejected)
     timers: list[tuple[int, str]] = []
+
+    def collect(step: Step, ts: int) -> None:
+        nonlocal arrivals
+        result.changes += step.changes
+        if on_training is not None:
+            for record in step.training:
+                on_training(record)
+        for routed in step.routed:  # identity merges: the next hop, in event-time order like any event
+            heapq.heappush(queue, (max(ts, event_time(routed.value)), arrivals, routed.target, routed.value))
+            arrivals += 1
 
     def fire_until(t: int) -> None:
         while timers and timers[0][0] <= t:
@@ -86,19 +90,22 @@ def replay(
             profile = result.profiles[cid]
             if profile.deadline != deadline:
                 continue  # superseded by a later evaluation
-            collect(advance(profile, [], deadline, rules, policy, models))
+            collect(advance(profile, [], deadline, rules, policy, models), deadline)
             if profile.deadline is not None:
                 heapq.heappush(timers, (profile.deadline, cid))
 
-    for done, (ts, _, customer, record) in enumerate(parsed, 1):
+    done = last = 0
+    while queue:
+        ts, _, customer, record = heapq.heappop(queue)
         fire_until(ts)
         profile = result.profiles.setdefault(customer, Profile(customer))
-        collect(advance(profile, [(record, ts)], ts, rules, policy, models))
+        collect(advance(profile, [(record, ts)], ts, rules, policy, models), ts)
         if profile.deadline is not None:
             heapq.heappush(timers, (profile.deadline, customer))
+        done, last = done + 1, max(last, ts)
         if progress and done % 10_000 == 0:
             progress(done)
-    end = until if until is not None else (parsed[-1][0] if parsed else 0)
+    end = until if until is not None else last
     fire_until(end)
     return result
 

@@ -27,7 +27,7 @@ from stream.rules.errors import RuleError
 from stream.rules.holdout import holdout_group
 from stream.rules.model import ConditionModel, NamedRule
 from stream.rules.references import check_segment_name
-from stream.rules.scores import PointTable, ScoreCondition, ScoreDefinition, check_known_score, value_at
+from stream.rules.scores import PointTable, ScoreCondition, ScoreDefinition, add_points, check_known_score, value_at
 from stream.rules.verdict import Verdict
 from stream.state.profile import STANDARD_PROPERTIES, HistoryPolicy, Profile
 
@@ -201,6 +201,12 @@ class RuleSet:
     def apply_points(self, profile: Profile, record: dict[str, Any], ts: int) -> None:
         """Add the points one validated events-topic record at event time ``ts`` earns to every declared score."""
         self._points.apply(profile, record, ts)
+
+    def merge_points(self, profile: Profile, points: dict[str, list[float]]) -> None:
+        """Add another profile's declared-score entries (an identity merge) to ``profile``'s, decay included."""
+        for name, (value, as_of) in points.items():
+            if name in self.scores:
+                profile.points[name] = add_points(profile.points.get(name), value, int(as_of), self.scores[name].half_life)
 
     def points_at(self, profile: Profile, now: int) -> dict[str, float]:
         """Every declared score's value at ``now`` (0 without points), by score name."""

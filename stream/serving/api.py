@@ -55,6 +55,8 @@ ENDPOINTS = (
     "/health, /v1/customers/{id}[/segments[/{segment}/explain]], /v1/segments[/{name}/members], /v1/rules, /v1/stats, "
     "/v1/models, /metrics"
 )
+#: Longest chain of identity merges a lookup follows.
+MAX_REDIRECTS = 8
 #: Content type of the Prometheus text exposition format.
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 #: Seconds to wait for Redis to connect or answer before a request fails with 503.
@@ -217,13 +219,19 @@ class _Handlers:
         return web.Response(text="\n".join(lines) + "\n", headers={"Content-Type": PROMETHEUS_TEXT})
 
     async def _profile(self, customer_id: str) -> Profile:
-        raw = await self.redis.hget(keys.profile(self.ns, customer_id), "s")
-        if raw is None:
-            raise _HttpError(404, f"customer {customer_id!r} not found")
-        profile = Profile.from_bytes(raw)
-        if profile.forgotten is not None:
-            raise _HttpError(404, f"customer {customer_id!r} was forgotten at {iso(profile.forgotten)}")
-        return profile
+        """The profile of ``customer_id``, following identity merges to the surviving profile."""
+        wanted = customer_id
+        for _ in range(MAX_REDIRECTS):
+            raw = await self.redis.hget(keys.profile(self.ns, customer_id), "s")
+            if raw is None:
+                raise _HttpError(404, f"customer {wanted!r} not found")
+            profile = Profile.from_bytes(raw)
+            if profile.forgotten is not None:
+                raise _HttpError(404, f"customer {wanted!r} was forgotten at {iso(profile.forgotten)}")
+            if profile.merged_into is None:
+                return profile
+            customer_id = profile.merged_into
+        raise _HttpError(500, f"customer {wanted!r}: more than {MAX_REDIRECTS} merges in a chain; report this")
 
 
 def counter_lines(counters: dict[str, int]) -> list[str]:

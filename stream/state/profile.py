@@ -78,6 +78,10 @@ class Profile:
     forgotten: int | None = None
     #: Whether events for this id are dropped (the suppression list), set by a forget request.
     suppressed: bool = False
+    #: Event time at which each trait got its value (per-trait "newest wins" when events or profiles merge).
+    trait_times: dict[str, int] = field(default_factory=dict)
+    #: The survivor this id was merged into (a redirect: events for it are forwarded there).
+    merged_into: str | None = None
 
     def to_bytes(self) -> bytes:
         """Serialise for Redis (compact orjson; history as ``[ts, name, props]`` triples)."""
@@ -158,6 +162,8 @@ _OPTIONAL = {
     "mi": "seen",
     "fg": "forgotten",
     "su": "suppressed",
+    "tt": "trait_times",
+    "mg": "merged_into",
 }
 
 #: How long (event time) a ``messageId`` is remembered: a second event with the same id within it is a duplicate.
@@ -247,7 +253,11 @@ def apply_event(profile: Profile, record: dict[str, Any], ts: int, policy: Histo
     kind = record["type"]
     traits = record.get("traits") or (record.get("context") or {}).get("traits")
     if kind == "identify" and traits:
-        profile.traits.update(traits)
+        times = profile.trait_times
+        for name, value in traits.items():
+            if ts >= times.get(name, ts):  # newest wins per trait, by event time
+                profile.traits[name] = value
+                times[name] = ts
     elif kind == "group":
         profile.groups.setdefault(str(record["groupId"]), {}).update(record.get("traits") or {})
     elif kind == "alias":

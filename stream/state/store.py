@@ -21,12 +21,14 @@ import redis.asyncio as aioredis
 from stream.models.records import TrainingRecord
 from stream.output.changes import Change
 from stream.output.deletions import Deletion
+from stream.output.routed import Routed
 from stream.state import keys
 from stream.state.profile import Profile
 
 #: What a customer's outbox holds until Kafka acknowledged it: segment changes (field: their
-#: ``seq``), training records (field: ``t:<kind>:<at>``) and deletions (field: ``d:<at>``).
-Outbound = Change | TrainingRecord | Deletion
+#: ``seq``), training records (``t:<kind>:<at>``), deletions (``d:<at>``) and records routed
+#: to another customer's owner (``r:<messageId>``).
+Outbound = Change | TrainingRecord | Deletion | Routed
 #: A pending marker: ``(customer id, outbox field)``.
 Marker = tuple[str, int | str]
 
@@ -36,9 +38,11 @@ def outbox_field(entry: Outbound) -> int | str:
     return entry.seq if isinstance(entry, Change) else entry.field
 
 
-def _entry(marker_field: int | str, raw: bytes) -> Outbound:
+def _entry(customer_id: str, marker_field: int | str, raw: bytes) -> Outbound:
     if isinstance(marker_field, int):
         return Change.from_bytes(raw)
+    if marker_field.startswith("r:"):
+        return Routed.from_bytes(customer_id, raw)
     return Deletion.from_bytes(raw) if marker_field.startswith("d:") else TrainingRecord.from_bytes(raw)
 
 _COMMIT = """
@@ -67,11 +71,12 @@ class Commit:
     changes: list[Change] = field(default_factory=list)
     training: list[TrainingRecord] = field(default_factory=list)
     deletions: list[Deletion] = field(default_factory=list)
+    routed: list[Routed] = field(default_factory=list)
 
     @property
     def outbound(self) -> list[Outbound]:
         """Everything this commit puts in the outbox, changes first."""
-        return [*self.changes, *self.training, *self.deletions]
+        return [*self.changes, *self.training, *self.deletions, *self.routed]
 
     @property
     def customer_id(self) -> str:
@@ -179,7 +184,7 @@ class ProfileStore:
             pipe.hdel(keys.outbox(self.ns, e.customer_id), name)
             pipe.zrem(keys.pending(self.ns, partitions.get(e.customer_id, 0)), orjson.dumps([e.customer_id, name]))
         deletions = sum(isinstance(e, Deletion) for e in entries)
-        training = len(entries) - len(changes) - deletions
+        training = sum(isinstance(e, TrainingRecord) for e in entries)
         for counter, n in (("changes", len(changes)), ("training_records", training), ("deletions", deletions)):
             if n:
                 pipe.hincrby(keys.stats(self.ns), counter, n)
@@ -196,7 +201,7 @@ class ProfileStore:
         for cid, name in markers:
             pipe.hget(keys.outbox(self.ns, cid), name)
         rows = await pipe.execute()
-        return [_entry(name, raw) if raw else None for (_, name), raw in zip(markers, rows)]
+        return [_entry(cid, name, raw) if raw else None for (cid, name), raw in zip(markers, rows)]
 
     async def drop_markers(self, partition: int, markers: Sequence[Marker]) -> None:
         """Remove markers whose outbox entry is gone (published, or never committed)."""

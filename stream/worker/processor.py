@@ -34,14 +34,16 @@ from stream.models.lifecycle import Modelling
 from stream.models.records import TrainingRecord
 from stream.output.changes import Change
 from stream.output.deletions import FORGET, Deletion
+from stream.output.routed import Routed
+from stream.state.identity import MERGE_IN, MERGE_OUT
 from stream.state.profile import HistoryPolicy, Profile, event_time, iso, now_ms
 from stream.state.store import Commit, Outbound, ProfileStore
 from stream.worker.step import Evaluator, advance
 
 log = logging.getLogger(__name__)
 
-KNOWN_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias", FORGET})
-_REQUIRED = {"track": "event", "group": "groupId", "alias": "previousId"}
+KNOWN_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias", FORGET, MERGE_OUT, MERGE_IN})
+_REQUIRED = {"track": "event", "group": "groupId", "alias": "previousId", MERGE_OUT: "into", MERGE_IN: "from"}
 _MAX_ATTEMPTS = 20
 
 
@@ -250,7 +252,7 @@ class Processor:
                     for name in ("duplicates", "suppressed"):
                         counters[name] = counters.get(name, 0) + getattr(step, name)
                 if fresh or step.changes or step.training or before != (entry.profile.deadline, entry.profile.partition):
-                    commits.append(Commit(entry, step.changes, step.training, step.deletions))
+                    commits.append(Commit(entry, step.changes, step.training, step.deletions, step.routed))
                 else:
                     unchanged.append(entry.profile)
             timers = [c.loaded.profile for c in commits] + unchanged
@@ -288,9 +290,12 @@ class Processor:
             Change: self.settings.changes_topic,
             TrainingRecord: self.settings.training_topic,
             Deletion: self.settings.deletions_topic,
+            Routed: self.settings.events_topic,
         }
         try:
-            await self.producer.send_many((topics[type(e)], e.customer_id.encode(), e.to_bytes()) for e in entries)
+            await self.producer.send_many(
+                (topics[type(e)], (e.target if isinstance(e, Routed) else e.customer_id).encode(), e.to_bytes()) for e in entries
+            )
         except KafkaUnavailable as exc:
             # Decided entries stay in the outbox; recovery publishes them later.
             log.error("could not publish %d outbox entries (kept in the outbox): %s", len(entries), exc)

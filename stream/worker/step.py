@@ -20,7 +20,9 @@ from stream.models.lifecycle import Modelling
 from stream.models.records import TrainingRecord
 from stream.output.changes import Change, VerdictLike, decide, next_deadline
 from stream.output.deletions import FORGET, Deletion
+from stream.output.routed import Routed
 from stream.rules.verdict import Verdict
+from stream.state.identity import MERGE_IN, MERGE_OUT, combine, forwarded, linked_ids, merge_in_record, merge_out_request, redirect
 from stream.state.profile import HistoryPolicy, Profile, apply_event, first_delivery, forget, trim_history
 
 #: The reason of the ``exited`` changes of a forgotten customer.
@@ -38,6 +40,8 @@ class Evaluator(Protocol):
 
     def points_at(self, profile: Profile, now: int) -> dict[str, float]: ...
 
+    def merge_points(self, profile: Profile, points: dict[str, list[float]]) -> None: ...
+
 
 @dataclass
 class Step:
@@ -46,6 +50,7 @@ class Step:
     changes: list[Change] = field(default_factory=list)
     training: list[TrainingRecord] = field(default_factory=list)
     deletions: list[Deletion] = field(default_factory=list)
+    routed: list[Routed] = field(default_factory=list)
     duplicates: int = 0
     suppressed: int = 0
 
@@ -63,6 +68,7 @@ def advance(
     A record whose ``messageId`` the profile already applied is skipped and counted. A
     forget request exits every membership and leaves a tombstone (see
     :mod:`stream.output.deletions`); a suppressed tombstone drops all later events.
+    Identity links and merges are routed records (see :mod:`stream.state.identity`).
     """
     step = Step()
     verdicts = None
@@ -80,18 +86,37 @@ def advance(
         if not first_delivery(profile, record, ts):
             step.duplicates += 1
             continue
+        kind = record["type"]
+        if profile.merged_into is not None:
+            if kind != MERGE_OUT:  # a merge_out for a merged id was already answered
+                step.routed.append(Routed(profile.customer_id, forwarded(record, profile.merged_into)))
+            continue
+        if kind == MERGE_OUT:
+            survivor = str(record["into"])
+            gone = {name: Verdict(False, f"merged into customer {survivor}") for name in profile.memberships}
+            step.changes += decide(profile, gone, now)
+            step.routed.append(Routed(profile.customer_id, merge_in_record(profile, survivor, ts)))
+            redirect(profile, survivor)
+            continue
         profile.forgotten = None  # an event after an unsuppressed forget starts the profile afresh
-        if models is not None:
-            step.training += models.before_event(profile, record, ts)
-        apply_event(profile, record, ts, policy)
-        rules.apply_points(profile, record, ts)
+        if kind == MERGE_IN:
+            combine(profile, str(record["from"]), record["state"])
+            rules.merge_points(profile, record["state"].get("points") or {})
+        else:
+            for other in linked_ids(profile, record):
+                step.routed.append(Routed(profile.customer_id, merge_out_request(other, profile.customer_id, ts)))
+                profile.aliases.append(other)
+            if models is not None:
+                step.training += models.before_event(profile, record, ts)
+            apply_event(profile, record, ts, policy)
+            rules.apply_points(profile, record, ts)
         points = _rescore(profile, now, rules, models)
         verdicts = rules.evaluate(profile, now)
         step.changes += decide(profile, verdicts, now, rules.group)
-        if models is not None:
+        if models is not None and kind != MERGE_IN:
             step.training += models.after_event(profile, ts, points)
-    if profile.forgotten is not None:
-        profile.deadline = None  # a tombstone is never evaluated: no rule may hold for erased data
+    if profile.forgotten is not None or profile.merged_into is not None:
+        profile.deadline = None  # tombstones and redirects are never evaluated: they hold no data
         return step
     if models is not None:
         step.training += models.expire(profile, now)

@@ -50,6 +50,9 @@ class TwoViewsIn3s:
     def points_at(self, profile: Profile, now: int) -> dict[str, float]:
         return {}
 
+    def merge_points(self, profile: Profile, points: dict[str, list[float]]) -> None:
+        """No declared scores."""
+
 
 class Clock:
     def __init__(self, now: int) -> None:
