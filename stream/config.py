@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         description="Safety cap on events kept per customer inside the longest rule window.",
     )
 
+    match_traits: str = Field(
+        "email,phone",
+        validation_alias="SEGSTREAM_MATCH_TRAITS",
+        description="Comma-separated traits whose equal values merge customers (email lower-cased, phone in E.164); empty: none.",
+    )
     snapshot_every_s: float = Field(
         5.0,
         gt=0,
@@ -108,6 +113,10 @@ class Settings(BaseSettings):
     @property
     def consumer_group(self) -> str:
         return f"{self.namespace}-worker"
+
+    @property
+    def matched_traits(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.match_traits.split(",") if t.strip())
 
     @cached_property
     def accepted_write_keys(self) -> frozenset[str]:

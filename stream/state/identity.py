@@ -32,6 +32,10 @@ from stream.state.profile import Event, Profile, iso
 
 MERGE_OUT = "merge_out"
 MERGE_IN = "merge_in"
+CLAIM = "claim"
+#: Traits matched deterministically by default: the same normalized value means the same customer.
+MATCH_TRAITS = ("email", "phone")
+_PHONE_NOISE = str.maketrans("", "", " -.()/")
 _NAMESPACE = uuid.UUID("8c1d6f0e-2b7a-4e55-b0a4-93f1c2d7e6a8")
 
 
@@ -121,3 +125,32 @@ def combine(profile: Profile, source: str, state: dict[str, Any]) -> None:
     for alias in [source, *(state.get("aliases") or [])]:
         if alias != profile.customer_id and alias not in profile.aliases:
             profile.aliases.append(alias)
+
+
+def identifier(trait: str, value: Any) -> str | None:
+    """The matching key of a trait value: ``email:<lower-cased, trimmed>``, ``phone:<E.164>``; ``None`` if unusable."""
+    if not isinstance(value, str):
+        return None
+    if trait == "phone":
+        digits = value.strip().translate(_PHONE_NOISE)
+        if digits.startswith("00"):
+            digits = "+" + digits[2:]
+        ok = digits.startswith("+") and digits[1:].isdigit() and 8 <= len(digits) - 1 <= 15
+        return f"phone:{digits}" if ok else None
+    text = value.strip().lower()
+    if trait == "email" and "@" not in text:
+        return None
+    return f"{trait}:{text}" if text else None
+
+
+def claims(profile: Profile, traits: dict[str, Any], match: tuple[str, ...], ts: int) -> list[dict[str, Any]]:
+    """Claim records for the matched identifiers in ``traits`` that ``profile`` has not claimed yet."""
+    out = []
+    for trait in match:
+        key = identifier(trait, traits.get(trait))
+        if key is not None and key not in profile.aliases:
+            profile.aliases.append(key)
+            out.append(
+                {"type": CLAIM, "userId": key, "claimant": profile.customer_id, "ts": ts, "timestamp": iso(ts), "messageId": f"claim:{key}:{profile.customer_id}"}
+            )
+    return out

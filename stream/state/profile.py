@@ -178,6 +178,8 @@ class HistoryPolicy:
     properties: frozenset[str] = STANDARD_PROPERTIES
     max_events: int = 1000
     dedup_ms: int = DEDUP_WINDOW_MS
+    #: Traits matched deterministically across customers (see ``stream.state.identity``).
+    match_traits: tuple[str, ...] = ("email", "phone")
 
 
 def now_ms() -> int:

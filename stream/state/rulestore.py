@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -115,7 +115,7 @@ async def open_rules(settings: Settings, client: aioredis.Redis, now: int) -> "R
     cache = settings.state_dir / "deployed-rules"
     if deployed is None:
         ruleset, _ = await deploy(client, settings.namespace, settings.rules_dir, now)
-        return RuleWatcher(client, settings.namespace, ruleset, cache, settings.history_max_events)
+        return RuleWatcher(client, settings.namespace, ruleset, cache, settings.history_max_events, match_traits=settings.matched_traits)
     if deployed.version != local.version:
         log.warning(
             "using deployed rules version %s, not %s in %s: run `segstream rules deploy` to deploy those",
@@ -124,7 +124,9 @@ async def open_rules(settings: Settings, client: aioredis.Redis, now: int) -> "R
             settings.rules_dir,
         )
     ruleset = materialise(deployed.files, cache)
-    return RuleWatcher(client, settings.namespace, ruleset, cache, settings.history_max_events, deployed.version)
+    return RuleWatcher(
+        client, settings.namespace, ruleset, cache, settings.history_max_events, deployed.version, settings.matched_traits
+    )
 
 
 class RuleWatcher:
@@ -138,6 +140,7 @@ class RuleWatcher:
         cache_dir: Path,
         max_events: int,
         version: str | None = None,
+        match_traits: tuple[str, ...] = ("email", "phone"),
     ) -> None:
         self.redis = client
         self.ns = ns
@@ -145,10 +148,11 @@ class RuleWatcher:
         self.version = version or ruleset.version
         self.cache_dir = cache_dir
         self.max_events = max_events
+        self.match_traits = match_traits
 
     @property
     def policy(self) -> HistoryPolicy:
-        return self.ruleset.policy(self.max_events)
+        return replace(self.ruleset.policy(self.max_events), match_traits=self.match_traits)
 
     async def refresh(self) -> bool:
         """Load the deployed rule set if its version differs from the current one; returns whether it did."""

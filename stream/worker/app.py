@@ -156,7 +156,13 @@ def build(settings: Settings) -> faust.App:
     initial = asyncio.run(_initial_rules(settings))
     client = aioredis.Redis.from_url(settings.redis_url)
     rules = RuleWatcher(
-        client, settings.namespace, initial.ruleset, initial.cache_dir, settings.history_max_events, initial.version
+        client,
+        settings.namespace,
+        initial.ruleset,
+        initial.cache_dir,
+        settings.history_max_events,
+        initial.version,
+        settings.matched_traits,
     )
     store = ProfileStore(client, settings.namespace)
     processor = Processor(

@@ -35,15 +35,15 @@ from stream.models.records import TrainingRecord
 from stream.output.changes import Change
 from stream.output.deletions import FORGET, Deletion
 from stream.output.routed import Routed
-from stream.state.identity import MERGE_IN, MERGE_OUT
+from stream.state.identity import CLAIM, MERGE_IN, MERGE_OUT
 from stream.state.profile import HistoryPolicy, Profile, event_time, iso, now_ms
 from stream.state.store import Commit, Outbound, ProfileStore
 from stream.worker.step import Evaluator, advance
 
 log = logging.getLogger(__name__)
 
-KNOWN_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias", FORGET, MERGE_OUT, MERGE_IN})
-_REQUIRED = {"track": "event", "group": "groupId", "alias": "previousId", MERGE_OUT: "into", MERGE_IN: "from"}
+KNOWN_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias", FORGET, MERGE_OUT, MERGE_IN, CLAIM})
+_REQUIRED = {"track": "event", "group": "groupId", "alias": "previousId", MERGE_OUT: "into", MERGE_IN: "from", CLAIM: "claimant"}
 _MAX_ATTEMPTS = 20
 
 

@@ -22,7 +22,18 @@ from stream.output.changes import Change, VerdictLike, decide, next_deadline
 from stream.output.deletions import FORGET, Deletion
 from stream.output.routed import Routed
 from stream.rules.verdict import Verdict
-from stream.state.identity import MERGE_IN, MERGE_OUT, combine, forwarded, linked_ids, merge_in_record, merge_out_request, redirect
+from stream.state.identity import (
+    CLAIM,
+    MERGE_IN,
+    MERGE_OUT,
+    claims,
+    combine,
+    forwarded,
+    linked_ids,
+    merge_in_record,
+    merge_out_request,
+    redirect,
+)
 from stream.state.profile import HistoryPolicy, Profile, apply_event, first_delivery, forget, trim_history
 
 #: The reason of the ``exited`` changes of a forgotten customer.
@@ -91,6 +102,9 @@ def advance(
             if kind != MERGE_OUT:  # a merge_out for a merged id was already answered
                 step.routed.append(Routed(profile.customer_id, forwarded(record, profile.merged_into)))
             continue
+        if kind == CLAIM:
+            _claimed(profile, str(record["claimant"]), ts, step)
+            continue
         if kind == MERGE_OUT:
             survivor = str(record["into"])
             gone = {name: Verdict(False, f"merged into customer {survivor}") for name in profile.memberships}
@@ -110,6 +124,9 @@ def advance(
                 step.training += models.before_event(profile, record, ts)
             apply_event(profile, record, ts, policy)
             rules.apply_points(profile, record, ts)
+            traits = record.get("traits") if kind == "identify" else None
+            if traits and policy.match_traits:
+                step.routed += [Routed(profile.customer_id, c) for c in claims(profile, traits, policy.match_traits, ts)]
         points = _rescore(profile, now, rules, models)
         verdicts = rules.evaluate(profile, now)
         step.changes += decide(profile, verdicts, now, rules.group)
@@ -128,6 +145,15 @@ def advance(
     deadlines = [d for d in (next_deadline(verdicts), models and models.deadline(profile, now)) if d is not None]
     profile.deadline = min(deadlines) if deadlines else None
     return step
+
+
+def _claimed(profile: Profile, claimant: str, ts: int, step: Step) -> None:
+    """A claim on an identifier: its own empty profile takes the first claimant as owner; the owner merges later ones."""
+    if profile.first_seen is None and not profile.aliases:
+        redirect(profile, claimant)  # the identifier's profile: from now on every claim goes to its owner
+    elif claimant != profile.customer_id and claimant not in profile.aliases:
+        step.routed.append(Routed(profile.customer_id, merge_out_request(claimant, profile.customer_id, ts)))
+        profile.aliases.append(claimant)
 
 
 def _rescore(profile: Profile, now: int, rules: Evaluator, models: Modelling | None) -> dict[str, float]:

@@ -51,7 +51,7 @@ def test_anonymous_to_identified_merge_across_partitions(base_settings: Settings
 
         api = Client(eng.api_url)
         merged = api.customer(anon)  # a lookup by the merged-away id finds the survivor
-        assert merged["customer_id"] == user and merged["aliases"] == [anon]
+        assert merged["customer_id"] == user and merged["aliases"] == [anon, "email:u7@x.io"]
         assert merged["event_counts"] == {"Order Completed": 1, "Product Viewed": 3}
         assert merged["traits"] == {"email": "u7@x.io"} and sorted(merged["segments"]) == ["buyers", "viewers"]
         assert [s["segment"] for s in api.customer_segments(anon)] == ["buyers", "viewers"]
@@ -69,5 +69,29 @@ def test_anonymous_to_identified_merge_across_partitions(base_settings: Settings
             [(anon, "viewers", "entered"), (anon, "viewers", "exited"), (user, "buyers", "entered"), (user, "viewers", "entered")]
         )
         changes.close()
+    finally:
+        eng.stop()
+
+
+def test_the_same_email_merges_two_customers_on_different_partitions(base_settings: Settings, tmp_path: Path) -> None:
+    settings = settings_with_rules(base_settings, tmp_path / "rules", RULES)
+    first = "crm-1"
+    second = next(f"web-{i}" for i in range(100) if partition_of(f"web-{i}", settings.partitions) != partition_of(first, settings.partitions))
+    eng = Engine(settings).start("worker", "api")
+    try:
+        identify = lambda cid, email: {**track(cid, "x"), "type": "identify", "traits": {"email": email}}  # noqa: E731
+        produce(settings, settings.events_topic, [(first.encode(), identify(first, "Ann@Example.com")), (first.encode(), track(first, "Order Completed"))])
+        api = Client(eng.api_url)
+        wait_until(lambda: [s["segment"] for s in api.customer_segments(first)] == ["buyers"], 30, "the first customer")
+        produce(
+            settings,
+            settings.events_topic,
+            [(second.encode(), identify(second, " ann@example.com ")), *[(second.encode(), track(second, "Product Viewed")) for _ in range(3)]],
+        )
+        wait_until(lambda: api.customer(second)["customer_id"] == first, 30, f"the match; worker: {eng.worker_log()}")
+        merged = api.customer(first)
+        assert merged["event_counts"] == {"Order Completed": 1, "Product Viewed": 3}
+        assert second in merged["aliases"] and "email:ann@example.com" in merged["aliases"]
+        wait_until(lambda: sorted(api.members("viewers")) == [first], 30, "viewers moved to the survivor")
     finally:
         eng.stop()

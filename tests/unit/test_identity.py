@@ -6,7 +6,7 @@ from pathlib import Path
 
 from stream.replay import replay
 from stream.rules import load_rules
-from stream.state.identity import combine, forwarded, linked_ids, merge_in_record
+from stream.state.identity import combine, forwarded, identifier, linked_ids, merge_in_record
 from stream.state.profile import Event, Profile, iso
 
 T = 1_800_000_000_000
@@ -40,7 +40,7 @@ def test_anonymous_history_merges_into_the_identified_profile(tmp_path: Path) ->
     assert a1.merged_into == "u1" and (a1.traits, a1.history, a1.memberships) == ({}, [], {})
     assert u1.counts == {"Order Completed": 1, "Product Viewed": 4}
     assert u1.traits == {"plan": "pro", "city": "Oslo", "email": "u1@x.io"}
-    assert u1.aliases == ["a1"] and u1.revenue == 20
+    assert u1.aliases == ["a1", "email:u1@x.io"] and u1.revenue == 20
     assert [e.name for e in u1.history] == ["Order Completed", *["Product Viewed"] * 4]
     assert u1.points["interest"][0] == 4  # declared scores add up (no decay)
     moves = [(c.customer_id, c.segment, c.change) for c in result.changes]
@@ -66,3 +66,29 @@ def test_combine_precedence_per_trait_newest_wins() -> None:
     combine(survivor, "a1", merge_in_record(other, "u1", 70)["state"])
     assert survivor.traits == {"plan": "pro", "tier": "gold"}
     assert (survivor.first_seen, survivor.last_seen, survivor.aliases) == (1, 60, ["a1"])
+
+
+def test_the_same_email_merges_two_known_customers_into_the_first_claimant(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(RULES)
+    rules = load_rules(tmp_path)
+    history = [
+        event("identify", T, userId="crm-1", traits={"email": " Ann@Example.COM "}),
+        event("track", T + 1, userId="crm-1", event="Order Completed"),
+        event("identify", T + 10, userId="web-9", traits={"email": "ann@example.com", "plan": "pro"}),
+        *[event("track", T + 20 + i, userId="web-9", event="Product Viewed") for i in range(3)],
+        event("identify", T + 30, userId="other", traits={"email": "bob@example.com"}),
+    ]
+    result = replay(history, rules, rules.policy(100))
+    ann = result.profiles["crm-1"]
+    assert result.profiles["web-9"].merged_into == "crm-1" and result.profiles["email:ann@example.com"].merged_into == "crm-1"
+    assert ann.counts == {"Order Completed": 1, "Product Viewed": 3} and ann.traits["plan"] == "pro"
+    assert sorted(ann.memberships) == ["buyers", "viewers"] and result.profiles["other"].merged_into is None
+
+
+def test_identifiers_are_normalized() -> None:
+    assert identifier("email", "  Ann@Example.COM ") == "email:ann@example.com"
+    assert identifier("email", "not an email") is None
+    assert identifier("phone", "+47 (22) 33-44-55") == "phone:+4722334455"
+    assert identifier("phone", "0047 22 33 44 55") == "phone:+4722334455"
+    assert identifier("phone", "22 33 44 55") is None  # no country code: not E.164, never matched
+    assert identifier("phone", 4722334455) is None
