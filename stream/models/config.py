@@ -55,6 +55,8 @@ class ModelsConfig(RuleModel):
     """How scores are learned; see the module docstring for each key."""
 
     purchase_events: Annotated[list[str], Field(min_length=1)] = ["Order Completed"]
+    #: The consent purpose learning serves (e.g. ``analytics``): customers who denied it are neither sampled nor scored.
+    purpose: str | None = None
     sample_every: Duration = DAY_MS
     rescore_every: Duration = DAY_MS
     min_examples: Annotated[int, Field(ge=1)] = 50

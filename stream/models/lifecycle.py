@@ -46,6 +46,8 @@ class Modelling:
 
     def before_event(self, profile: Profile, record: dict[str, Any], ts: int) -> list[TrainingRecord]:
         """Records due before the event ``record`` at ``ts`` is applied: windows over, a sampling point, then labels it decides."""
+        if self._withdrawn(profile):
+            return []
         out = labels.expire(profile, ts)
         if profile.sampled_at is not None and labels.next_sample(profile, self.config) is None:
             profile.sampled_at = None  # silent too long: this event starts a new grid (after_event)
@@ -54,7 +56,7 @@ class Modelling:
 
     def after_event(self, profile: Profile, ts: int, points: Mapping[str, float]) -> list[TrainingRecord]:
         """The first sampling point of a grid, at the (applied) event at ``ts``."""
-        if profile.sampled_at is not None:
+        if profile.sampled_at is not None or self._withdrawn(profile):
             return []
         return labels.sample(profile, ts, features(profile, ts, self.config, points), self.config)
 
@@ -65,7 +67,10 @@ class Modelling:
         return labels.sample(profile, t, features(profile, t, self.config, self.points_at(profile, t)), self.config)
 
     def score(self, profile: Profile, now: int, points: Mapping[str, float]) -> None:
-        """Replace ``profile.scores`` with the snapshot's scores at ``now`` (nothing without a snapshot)."""
+        """Replace ``profile.scores`` with the snapshot's scores at ``now`` (nothing without a snapshot or consent)."""
+        if self._withdrawn(profile):
+            profile.scores = {}
+            return
         if self.snapshot is None:
             return
         x = features(profile, now, self.config, points)
@@ -78,7 +83,18 @@ class Modelling:
 
     def expire(self, profile: Profile, now: int) -> list[TrainingRecord]:
         """Labels of the examples whose window is over at ``now``, and a sampling point due by then."""
+        if self._withdrawn(profile):
+            return []
         return labels.expire(profile, now) + self._sample_due(profile, now)
+
+    def _withdrawn(self, profile: Profile) -> bool:
+        """Whether the customer denied the models' consent purpose; if so, forget its open examples and grid."""
+        purpose = self.config.purpose
+        if purpose is None or profile.consent.get(purpose.lower()) is not False:
+            return False
+        profile.examples.clear()
+        profile.sampled_at = None
+        return True
 
     def deadline(self, profile: Profile, now: int) -> int | None:
         """When the customer next needs a step (> ``now``): an example's window ends, a sampling point, its RFM recency changes, or a rescore.

@@ -44,6 +44,8 @@ class Segment(NamedRule):
     description: str = ""
     condition: Condition
     holdout: Annotated[float | None, Field(ge=0, le=100)] = None
+    #: The consent purpose the segment is used for (e.g. ``advertising``): customers who denied it are never members.
+    purpose: Annotated[str | None, Field(min_length=1)] = None
     _scores: Mapping[str, ScoreDefinition] | None = PrivateAttr(None)
 
     @field_validator("name")
@@ -151,8 +153,13 @@ class RuleSet:
     def evaluate(self, profile: Profile, now: int) -> dict[str, Verdict]:
         """Every segment's verdict for ``profile`` at ``now`` (epoch ms), by segment name."""
         verdicts: dict[str, Verdict] = {}
+        denied = profile.consent and {p for p, granted in profile.consent.items() if not granted}
         for name, condition in self._conditions:
-            verdicts[name] = condition.evaluate(profile, now, verdicts)
+            purpose = self.segments[name].purpose
+            if denied and purpose is not None and purpose.lower() in denied:
+                verdicts[name] = Verdict(False, f"no consent for {purpose.lower()}")
+            else:
+                verdicts[name] = condition.evaluate(profile, now, verdicts)
         return verdicts
 
     def group(self, customer_id: str, segment: str) -> str | None:

@@ -82,6 +82,8 @@ class Profile:
     trait_times: dict[str, int] = field(default_factory=dict)
     #: The survivor this id was merged into (a redirect: events for it are forwarded there).
     merged_into: str | None = None
+    #: Consent per purpose (lower-cased), as the customer's latest event carrying it said (see :func:`apply_event`).
+    consent: dict[str, bool] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """Serialise for Redis (compact orjson; history as ``[ts, name, props]`` triples)."""
@@ -164,6 +166,7 @@ _OPTIONAL = {
     "su": "suppressed",
     "tt": "trait_times",
     "mg": "merged_into",
+    "cn": "consent",
 }
 
 #: How long (event time) a ``messageId`` is remembered: a second event with the same id within it is a duplicate.
@@ -296,6 +299,16 @@ def first_delivery(profile: Profile, record: dict[str, Any], ts: int) -> bool:
         return False
     profile.seen[message_id] = ts
     return True
+
+
+def apply_consent(profile: Profile, record: dict[str, Any]) -> None:
+    """Take the consent a record carries, per purpose (lower-cased), from Segment's
+    ``context.consent.categoryPreferences`` (``{"Advertising": false}``); apply it before anything else of the record."""
+    preferences = ((record.get("context") or {}).get("consent") or {}).get("categoryPreferences")
+    if isinstance(preferences, dict):
+        for purpose, granted in preferences.items():
+            if isinstance(granted, bool):
+                profile.consent[str(purpose).lower()] = granted
 
 
 def trim_history(profile: Profile, now: int, policy: HistoryPolicy) -> None:

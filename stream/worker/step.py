@@ -34,7 +34,7 @@ from stream.state.identity import (
     merge_out_request,
     redirect,
 )
-from stream.state.profile import HistoryPolicy, Profile, apply_event, first_delivery, forget, trim_history
+from stream.state.profile import HistoryPolicy, Profile, apply_consent, apply_event, first_delivery, forget, trim_history
 
 #: The reason of the ``exited`` changes of a forgotten customer.
 FORGOTTEN = "the customer was forgotten (data erased on request)"
@@ -120,6 +120,7 @@ def advance(
             for other in linked_ids(profile, record):
                 step.routed.append(Routed(profile.customer_id, merge_out_request(other, profile.customer_id, ts)))
                 profile.aliases.append(other)
+            apply_consent(profile, record)  # a record denying a purpose is already not used for it
             if models is not None:
                 step.training += models.before_event(profile, record, ts)
             apply_event(profile, record, ts, policy)

@@ -50,3 +50,27 @@ def test_suppressed_ids_drop_later_events(tmp_path: Path) -> None:
     assert profile.suppressed and profile.counts == {}
     restored = Profile.from_bytes(profile.to_bytes())
     assert (restored.forgotten, restored.suppressed) == (T + 1, True)
+
+
+def test_consent_denied_for_a_purpose_keeps_the_customer_out_of_its_segments_and_models(tmp_path: Path) -> None:
+    from stream.models.lifecycle import Modelling
+
+    (tmp_path / "r.yaml").write_text(
+        "segments:\n"
+        "  - {name: retarget, purpose: Advertising, condition: {event: Order Completed, within: 1d}}\n"
+        "  - {name: buyers, condition: {event: Order Completed, within: 1d}}\n"
+        "models: {purpose: analytics}\n"
+    )
+    rs = load_rules(tmp_path)
+    assert rs.models is not None
+    models = Modelling(rs.models)
+    profile = Profile("c")
+    step = advance(profile, [order(T)], T, rs, rs.policy(100), models)
+    assert sorted(profile.memberships) == ["buyers", "retarget"] and step.training and profile.examples
+    no_ads = {"type": "track", "event": "Page", "context": {"consent": {"categoryPreferences": {"Advertising": False}}}}
+    step = advance(profile, [(no_ads, T + 1)], T + 1, rs, rs.policy(100))
+    assert [(c.segment, c.change, c.reason) for c in step.changes] == [("retarget", "exited", "no consent for advertising")]
+    no_analytics = {"type": "track", "event": "Page", "context": {"consent": {"categoryPreferences": {"Analytics": False}}}}
+    step = advance(profile, [(no_analytics, T + 2), order(T + 3)], T + 3, rs, rs.policy(100), models)
+    assert step.training == [] and profile.examples == {} and profile.scores == {}
+    assert profile.consent == {"advertising": False, "analytics": False}

@@ -192,8 +192,8 @@ def test_segment_level_errors(tmp_path: Path) -> None:
         f"{path}: segment 'Bad Name': name: use lowercase letters, digits and '_' only, e.g. 'cart_abandoners'; got 'Bad Name'",
         f"{path}: segment 'no_condition': condition: missing; add e.g. 'condition: {{event: Order Completed, within: 30d}}'",
         f"{path}: segments[2]: name: missing; add e.g. 'name: cart_abandoners'",
-        f"{path}: segments[3]: expected a mapping with keys name, description, condition, holdout, got 'just a string'",
-        f"{path}: segment 'extra': unknown key 'owner'; allowed keys: name, description, condition, holdout",
+        f"{path}: segments[3]: expected a mapping with keys name, description, condition, holdout, purpose, got 'just a string'",
+        f"{path}: segment 'extra': unknown key 'owner'; allowed keys: name, description, condition, holdout, purpose",
     ]
 
 
