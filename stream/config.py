@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +82,14 @@ class Settings(BaseSettings):
         validation_alias="SEGSTREAM_MATCH_TRAITS",
         description="Comma-separated traits whose equal values merge customers (email lower-cased, phone in E.164); empty: none.",
     )
+    pii_traits: str = Field(
+        "email,phone,name,first_name,last_name,address,postal_code",
+        validation_alias="SEGSTREAM_PII_TRAITS",
+        description="Comma-separated traits whose values are masked in the reasons of published changes.",
+    )
+    pii_mode: Literal["hash", "drop"] = Field(
+        "hash", validation_alias="SEGSTREAM_PII_MODE", description="How PII traits are masked: hash (sha256) or drop."
+    )
     snapshot_every_s: float = Field(
         5.0,
         gt=0,
@@ -116,11 +125,19 @@ class Settings(BaseSettings):
 
     @property
     def matched_traits(self) -> tuple[str, ...]:
-        return tuple(t.strip() for t in self.match_traits.split(",") if t.strip())
+        return _names(self.match_traits)
+
+    @property
+    def pii(self) -> tuple[str, ...]:
+        return _names(self.pii_traits)
 
     @cached_property
     def accepted_write_keys(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.write_keys.split(",") if k.strip())
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def configure_logging(settings: Settings) -> None:

@@ -183,6 +183,9 @@ class HistoryPolicy:
     dedup_ms: int = DEDUP_WINDOW_MS
     #: Traits matched deterministically across customers (see ``stream.state.identity``).
     match_traits: tuple[str, ...] = ("email", "phone")
+    #: Traits whose values never reach an outbound topic, and how they are masked (see ``stream.output.pii``).
+    pii_traits: tuple[str, ...] = ()
+    pii_mode: str = "hash"
 
 
 def now_ms() -> int:

@@ -14,8 +14,10 @@ import asyncio
 import hashlib
 import logging
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -115,7 +117,7 @@ async def open_rules(settings: Settings, client: aioredis.Redis, now: int) -> "R
     cache = settings.state_dir / "deployed-rules"
     if deployed is None:
         ruleset, _ = await deploy(client, settings.namespace, settings.rules_dir, now)
-        return RuleWatcher(client, settings.namespace, ruleset, cache, settings.history_max_events, match_traits=settings.matched_traits)
+        return RuleWatcher(client, settings.namespace, ruleset, cache, settings.history_max_events, overrides=policy_settings(settings))
     if deployed.version != local.version:
         log.warning(
             "using deployed rules version %s, not %s in %s: run `segstream rules deploy` to deploy those",
@@ -125,8 +127,13 @@ async def open_rules(settings: Settings, client: aioredis.Redis, now: int) -> "R
         )
     ruleset = materialise(deployed.files, cache)
     return RuleWatcher(
-        client, settings.namespace, ruleset, cache, settings.history_max_events, deployed.version, settings.matched_traits
+        client, settings.namespace, ruleset, cache, settings.history_max_events, deployed.version, policy_settings(settings)
     )
+
+
+def policy_settings(settings: Settings) -> dict[str, Any]:
+    """The parts of a :class:`HistoryPolicy` that come from settings, not rules: identity matching and PII masking."""
+    return {"match_traits": settings.matched_traits, "pii_traits": settings.pii, "pii_mode": settings.pii_mode}
 
 
 class RuleWatcher:
@@ -140,7 +147,7 @@ class RuleWatcher:
         cache_dir: Path,
         max_events: int,
         version: str | None = None,
-        match_traits: tuple[str, ...] = ("email", "phone"),
+        overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.redis = client
         self.ns = ns
@@ -148,11 +155,11 @@ class RuleWatcher:
         self.version = version or ruleset.version
         self.cache_dir = cache_dir
         self.max_events = max_events
-        self.match_traits = match_traits
+        self.overrides = dict(overrides or {})
 
     @property
     def policy(self) -> HistoryPolicy:
-        return replace(self.ruleset.policy(self.max_events), match_traits=self.match_traits)
+        return replace(self.ruleset.policy(self.max_events), **self.overrides)
 
     async def refresh(self) -> bool:
         """Load the deployed rule set if its version differs from the current one; returns whether it did."""

@@ -28,7 +28,7 @@ from stream.models.snapshot import Snapshot
 from stream.rules import RuleError, RuleSet
 from stream.state import modelstore
 from stream.state.profile import now_ms
-from stream.state.rulestore import RuleWatcher, open_rules
+from stream.state.rulestore import RuleWatcher, open_rules, policy_settings
 from stream.state.store import ProfileStore
 from stream.worker.backfill import backfill, pending_partitions
 from stream.worker.processor import Message, Processor, Rejected
@@ -162,7 +162,7 @@ def build(settings: Settings) -> faust.App:
         initial.cache_dir,
         settings.history_max_events,
         initial.version,
-        settings.matched_traits,
+        policy_settings(settings),
     )
     store = ProfileStore(client, settings.namespace)
     processor = Processor(

@@ -20,6 +20,7 @@ from stream.models.lifecycle import Modelling
 from stream.models.records import TrainingRecord
 from stream.output.changes import Change, VerdictLike, decide, next_deadline
 from stream.output.deletions import FORGET, Deletion
+from stream.output.pii import scrub
 from stream.output.routed import Routed
 from stream.rules.verdict import Verdict
 from stream.state.identity import (
@@ -143,6 +144,7 @@ def advance(
         verdicts = rules.evaluate(profile, now)
         step.changes += decide(profile, verdicts, now, rules.group)
     trim_history(profile, now, policy)
+    step.changes = scrub(step.changes, profile, policy.pii_traits, policy.pii_mode)
     deadlines = [d for d in (next_deadline(verdicts), models and models.deadline(profile, now)) if d is not None]
     profile.deadline = min(deadlines) if deadlines else None
     return step

@@ -1,4 +1,4 @@
-"""Forgetting a customer in the pure step: exits, tombstone, suppression, a fresh start."""
+"""Privacy in the pure step: forgetting (exits, tombstone, suppression), consent per purpose, PII masking."""
 
 from __future__ import annotations
 
@@ -74,3 +74,17 @@ def test_consent_denied_for_a_purpose_keeps_the_customer_out_of_its_segments_and
     step = advance(profile, [(no_analytics, T + 2), order(T + 3)], T + 3, rs, rs.policy(100), models)
     assert step.training == [] and profile.examples == {} and profile.scores == {}
     assert profile.consent == {"advertising": False, "analytics": False}
+
+
+def test_pii_trait_values_are_hashed_or_dropped_in_published_reasons(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    (tmp_path / "r.yaml").write_text("segments:\n  - {name: not_ann, condition: {not: {trait: email, eq: x@y.z}}}\n")
+    rs = load_rules(tmp_path)
+    identify = {"type": "identify", "traits": {"email": "Ann@Example.com", "plan": "pro"}}
+    for mode, shown in (("hash", '"sha256:'), ("drop", '"<redacted>"')):
+        policy = replace(rs.policy(100), pii_traits=("email",), pii_mode=mode)
+        [change] = advance(Profile("c"), [(identify, T)], T, rs, policy).changes
+        assert "Ann@Example.com" not in change.reason and shown in change.reason
+    [plain] = advance(Profile("c"), [(identify, T)], T, rs, rs.policy(100)).changes
+    assert "Ann@Example.com" in plain.reason  # no PII configured: as the condition saw it
