@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 LOCAL_KAFKA = "127.0.0.1:19092"
 LOCAL_REDIS = "redis://127.0.0.1:16379/0"
 DEFAULT_NORMALIZE = "normalize.yaml"
+DEFAULT_ENRICHMENT = "enrichment.yaml"
 
 
 class Settings(BaseSettings):
@@ -48,6 +49,11 @@ class Settings(BaseSettings):
         DEFAULT_NORMALIZE,
         validation_alias="SEGSTREAM_NORMALIZE",
         description="Normalization file the collector applies to every event (labels, currency, trait case, times); empty: none.",
+    )
+    enrichment: str = Field(
+        DEFAULT_ENRICHMENT,
+        validation_alias="SEGSTREAM_ENRICHMENT",
+        description="Enrichment plug-ins file the worker runs after identify calls; empty: none.",
     )
     produce_timeout_s: float = Field(5.0, gt=0, validation_alias="SEGSTREAM_PRODUCE_TIMEOUT", description="Seconds the collector waits for Kafka's acknowledgement before answering 503.")
 

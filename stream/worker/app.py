@@ -22,6 +22,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from redis.exceptions import RedisError
 
 from stream.config import Settings, configure_logging
+from stream.enrich import EnrichmentError
 from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics, topic_id
 from stream.models.lifecycle import Modelling
 from stream.models.snapshot import Snapshot
@@ -31,6 +32,7 @@ from stream.state.profile import now_ms
 from stream.state.rulestore import RuleWatcher, open_rules, policy_settings
 from stream.state.store import ProfileStore
 from stream.worker.backfill import backfill, pending_partitions
+from stream.worker.enrichment import EnrichmentQueue, enrichment
 from stream.worker.processor import Message, Processor, Rejected
 
 log = logging.getLogger("stream.worker")
@@ -165,8 +167,18 @@ def build(settings: Settings) -> faust.App:
         policy_settings(settings),
     )
     store = ProfileStore(client, settings.namespace)
+    producer = AsyncProducer(settings)
+    runner = enrichment(settings)
+    queue = EnrichmentQueue(settings, runner, producer, store) if runner is not None else None
     processor = Processor(
-        settings, rules.ruleset, rules.policy, store, AsyncProducer(settings), epoch, models=modelling(rules.ruleset, None)
+        settings,
+        rules.ruleset,
+        rules.policy,
+        store,
+        producer,
+        epoch,
+        models=modelling(rules.ruleset, None),
+        enrich=queue.offer if queue is not None else None,
     )
     snapshots = SnapshotFollower(client, settings.namespace)
 
@@ -246,6 +258,9 @@ def run(settings: Settings) -> int:
         app = build(settings)
     except RuleError as exc:
         print(f"segstream worker: refusing to start, the rules are invalid:\n{exc}", file=sys.stderr)
+        return 2
+    except EnrichmentError as exc:
+        print(f"segstream worker: refusing to start, the enrichment file is invalid:\n{exc}", file=sys.stderr)
         return 2
     except KafkaUnavailable as exc:
         print(f"segstream worker: {exc}", file=sys.stderr)

@@ -38,6 +38,7 @@ from stream.output.routed import Routed
 from stream.state.identity import CLAIM, MERGE_IN, MERGE_OUT
 from stream.state.profile import HistoryPolicy, Profile, event_time, iso, now_ms
 from stream.state.store import Commit, Outbound, ProfileStore
+from stream.worker.enrichment import wants_enrichment
 from stream.worker.step import Evaluator, advance
 
 log = logging.getLogger(__name__)
@@ -155,11 +156,13 @@ class Processor:
         epoch: str,
         clock: Callable[[], int] = now_ms,
         models: Modelling | None = None,
+        enrich: Callable[[Profile], None] | None = None,
     ) -> None:
         self.settings = settings
         self.rules = rules
         self.policy = policy
         self.models = models
+        self.enrich = enrich  # called with each profile committed after an identify (see stream.worker.enrichment)
         self.store = store
         self.producer = producer
         self.epoch = epoch
@@ -259,6 +262,10 @@ class Processor:
             conflicts = set(await self.store.commit(commits, now, timers, counters))
             counters = None  # counted once, whatever the retries
             done = [c for c in commits if c.customer_id not in conflicts]
+            if self.enrich is not None:
+                for c in done:
+                    if any(wants_enrichment(i.record) for i in todo[c.customer_id].items) and c.loaded.profile.merged_into is None:
+                        self.enrich(c.loaded.profile)
             await self._publish(
                 [e for c in done for e in c.outbound],
                 {c.customer_id: c.loaded.profile.partition or 0 for c in done},
