@@ -12,8 +12,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream.ingest.quality import parse_critical
 
 LOCAL_KAFKA = "127.0.0.1:19092"
 LOCAL_REDIS = "redis://127.0.0.1:16379/0"
@@ -49,6 +51,11 @@ class Settings(BaseSettings):
         DEFAULT_NORMALIZE,
         validation_alias="SEGSTREAM_NORMALIZE",
         description="Normalization file the collector applies to every event (labels, currency, trait case, times); empty: none.",
+    )
+    critical_fields: str = Field(
+        "Order Completed:properties.revenue,identify:traits.email",
+        validation_alias="SEGSTREAM_CRITICAL_FIELDS",
+        description="Comma-separated '<event>:<dotted path>' fields whose absence the worker counts (missing-data monitoring).",
     )
     enrichment: str = Field(
         DEFAULT_ENRICHMENT,
@@ -104,6 +111,12 @@ class Settings(BaseSettings):
     )
 
     log_level: str = Field("INFO", validation_alias="SEGSTREAM_LOG_LEVEL", description="Log level of every process.")
+
+    @field_validator("critical_fields")
+    @classmethod
+    def _critical(cls, value: str) -> str:
+        parse_critical(value)
+        return value
 
     @property
     def events_topic(self) -> str:

@@ -252,7 +252,20 @@ def counter_lines(counters: dict[str, int]) -> list[str]:
     for name, value in sorted(counters.items()):
         if name.startswith("dead_letter:"):
             lines.append(f'segstream_dead_letters_total{{reason="{name.partition(":")[2]}"}} {value}')
+    lines += [
+        "# HELP segstream_missing_fields_total Events without a critical field (SEGSTREAM_CRITICAL_FIELDS).",
+        "# TYPE segstream_missing_fields_total counter",
+    ]
+    for name, value in sorted(counters.items()):
+        if name.startswith("missing:"):
+            event, _, path = name[len("missing:") :].rpartition(":")
+            lines.append(f'segstream_missing_fields_total{{event="{_label(event)}",field="{_label(path)}"}} {value}')
     return lines
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value, escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _limit(raw: str | None) -> int:

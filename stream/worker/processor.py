@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ from stream.output.routed import Routed
 from stream.state.identity import CLAIM, MERGE_IN, MERGE_OUT
 from stream.state.profile import HistoryPolicy, Profile, event_time, iso, now_ms
 from stream.state.store import Commit, Outbound, ProfileStore
+from stream.ingest.quality import missing, parse_critical
 from stream.worker.enrichment import wants_enrichment
 from stream.worker.step import Evaluator, advance
 
@@ -168,6 +170,7 @@ class Processor:
         self.epoch = epoch
         self.clock = clock
         self.lateness_ms = int(settings.allowed_lateness_s * 1000)
+        self.critical = parse_critical(settings.critical_fields)
         # One customer step at a time in this process: batches, timers and
         # recovery interleave at await points and must publish in seq order.
         self.lock = asyncio.Lock()
@@ -176,6 +179,7 @@ class Processor:
         """Process one poll batch (dead letters first, then customers)."""
         work: dict[str, Work] = {}
         dead: list[tuple[Message, Rejected]] = []
+        counters: Counter[str] = Counter()
         oldest = self.clock() - self.lateness_ms
         for message in messages:
             try:
@@ -190,10 +194,12 @@ class Processor:
                 dead.append((message, exc))
                 continue
             work.setdefault(customer, Work(item.partition)).items.append(item)
+            missing(item.record, self.critical, counters)
         if dead:
             await self.dead_letter(dead)
+        counters["events"] = len(messages) - len(dead)
         async with self.lock:
-            await self._settle(work, {"events": len(messages) - len(dead)})
+            await self._settle(work, dict(counters))
 
     async def fire_timers(self, partitions: Iterable[int]) -> int:
         """Re-evaluate customers whose deadline has passed; returns how many."""

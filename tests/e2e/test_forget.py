@@ -64,6 +64,8 @@ def test_forget_exits_segments_erases_data_publishes_deletions_and_suppresses(ba
         assert [r["seq"] for r in again] == [1, 3]
         assert not [r for r in records if r["customer_id"] == "gone-api" and r["seq"] > 2]
         assert http_json("GET", f"{eng.api_url}/v1/customers/gone-api")[0] == 404
+        # Missing-data monitoring: none of the 5 orders carried properties.revenue.
+        assert eng.stat("missing:Order Completed:properties.revenue") == 5
         changes.close()
         deletions.close()
     finally:
