@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from stream.state.profile import Event, Profile, iso
+from stream.state.profile import Event, Profile, clear, iso
 
 MERGE_OUT = "merge_out"
 MERGE_IN = "merge_in"
@@ -85,9 +85,8 @@ def merge_in_record(profile: Profile, survivor: str, ts: int) -> dict[str, Any]:
 
 
 def redirect(profile: Profile, survivor: str) -> None:
-    """Turn ``profile`` into a redirect to ``survivor``: no data, only what exactly-once needs."""
-    tombstone = Profile(profile.customer_id, seq=profile.seq, applied=profile.applied, partition=profile.partition)
-    vars(profile).update(vars(tombstone))
+    """Turn ``profile`` into a redirect to ``survivor``: no data (see :func:`stream.state.profile.clear`)."""
+    clear(profile)
     profile.merged_into = survivor
 
 

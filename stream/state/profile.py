@@ -334,13 +334,17 @@ def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
-def forget(profile: Profile, at: int, suppress: bool) -> None:
-    """Turn ``profile`` into a tombstone: every trait, count, history, score, alias and membership gone.
+def clear(profile: Profile) -> None:
+    """Erase ``profile`` in place: every trait, count, history, score, alias and membership gone.
 
-    It keeps only what exactly-once needs (the applied offsets, the change ``seq``
-    so change ids stay unique, the partition) and, with ``suppress``, the flag that
-    drops later events for this id. Exit the memberships before calling this.
+    It keeps only what exactly-once needs: the applied offsets, the change ``seq`` (so
+    change ids stay unique) and the partition. Exit the memberships before calling this.
     """
     tombstone = Profile(profile.customer_id, seq=profile.seq, applied=profile.applied, partition=profile.partition)
     vars(profile).update(vars(tombstone))
+
+
+def forget(profile: Profile, at: int, suppress: bool) -> None:
+    """Turn ``profile`` into a tombstone (see :func:`clear`); with ``suppress``, later events for the id are dropped."""
+    clear(profile)
     profile.forgotten, profile.suppressed = at, suppress

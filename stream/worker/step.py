@@ -85,34 +85,9 @@ def advance(
     step = Step()
     verdicts = None
     for record, ts in events:
-        if profile.suppressed:
-            step.suppressed += 1
-            continue
-        if record["type"] == FORGET:
-            gone = {name: Verdict(False, FORGOTTEN) for name in profile.memberships}
-            step.changes += decide(profile, gone, now)
-            step.deletions.append(Deletion(profile.customer_id, ts, bool(record.get("suppress"))))
-            forget(profile, ts, bool(record.get("suppress")))
-            verdicts = None
-            continue
-        if not first_delivery(profile, record, ts):
-            step.duplicates += 1
+        if _handled_apart(profile, record, ts, now, step):
             continue
         kind = record["type"]
-        if profile.merged_into is not None:
-            if kind != MERGE_OUT:  # a merge_out for a merged id was already answered
-                step.routed.append(Routed(profile.customer_id, forwarded(record, profile.merged_into)))
-            continue
-        if kind == CLAIM:
-            _claimed(profile, str(record["claimant"]), ts, step)
-            continue
-        if kind == MERGE_OUT:
-            survivor = str(record["into"])
-            gone = {name: Verdict(False, f"merged into customer {survivor}") for name in profile.memberships}
-            step.changes += decide(profile, gone, now)
-            step.routed.append(Routed(profile.customer_id, merge_in_record(profile, survivor, ts)))
-            redirect(profile, survivor)
-            continue
         profile.forgotten = None  # an event after an unsuppressed forget starts the profile afresh
         if kind == MERGE_IN:
             combine(profile, str(record["from"]), record["state"])
@@ -148,6 +123,38 @@ def advance(
     deadlines = [d for d in (next_deadline(verdicts), models and models.deadline(profile, now)) if d is not None]
     profile.deadline = min(deadlines) if deadlines else None
     return step
+
+
+def _handled_apart(profile: Profile, record: dict[str, Any], ts: int, now: int, step: Step) -> bool:
+    """Handle a record that is not applied as an event: suppressed, a forget request, a duplicate,
+    one for a merged-away id (forwarded), or an identity hop (claim, merge_out). ``False`` for the rest."""
+    kind = record["type"]
+    if profile.suppressed:
+        step.suppressed += 1
+    elif kind == FORGET:
+        suppress = bool(record.get("suppress"))
+        step.changes += _exit_all(profile, FORGOTTEN, now)
+        step.deletions.append(Deletion(profile.customer_id, ts, suppress))
+        forget(profile, ts, suppress)
+    elif not first_delivery(profile, record, ts):
+        step.duplicates += 1
+    elif profile.merged_into is not None:
+        if kind != MERGE_OUT:  # a merge_out for a merged id was already answered
+            step.routed.append(Routed(profile.customer_id, forwarded(record, profile.merged_into)))
+    elif kind == CLAIM:
+        _claimed(profile, str(record["claimant"]), ts, step)
+    elif kind == MERGE_OUT:
+        survivor = str(record["into"])
+        step.changes += _exit_all(profile, f"merged into customer {survivor}", now)
+        step.routed.append(Routed(profile.customer_id, merge_in_record(profile, survivor, ts)))
+        redirect(profile, survivor)
+    else:
+        return False
+    return True
+
+
+def _exit_all(profile: Profile, reason: str, now: int) -> list[Change]:
+    return decide(profile, {name: Verdict(False, reason) for name in profile.memberships}, now)
 
 
 def _claimed(profile: Profile, claimant: str, ts: int, step: Step) -> None:
