@@ -11,6 +11,10 @@
       purchase_propensity: {horizon: 14d}  # label 1: a purchase within the horizon
       ltv: {horizon: 90d}                  # label: revenue within the horizon (regression)
       clusters: {k: 4}                     # behavioural clusters (online k-means)
+      imputation:                          # how rules and features read a missing trait
+        age: median                        #   the population's median (streaming quantile)
+        country: {constant: US}            #   a constant
+        income: missing                    #   the default: never matches
 
 Every key is optional. Without a ``models:`` section in any rule file nothing is
 learned or scored; an empty ``models: {}`` turns everything on with these defaults.
@@ -18,7 +22,7 @@ learned or scored; an empty ``models: {}`` turns everything on with these defaul
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -51,6 +55,17 @@ class ClusterSpec(RuleModel):
     k: Annotated[int, Field(ge=2, le=12)] = 4
 
 
+class Constant(RuleModel):
+    """Imputation by a constant: ``{constant: US}``."""
+
+    constant: str | int | float | bool
+
+
+#: How a missing trait is read by rules and features: the population's ``median`` (numbers,
+#: from the trainer's streaming quantiles), a ``{constant: ...}``, or ``missing`` (never matches).
+Imputation = Literal["median", "missing"] | Constant
+
+
 class ModelsConfig(RuleModel):
     """How scores are learned; see the module docstring for each key."""
 
@@ -64,10 +79,19 @@ class ModelsConfig(RuleModel):
     purchase_propensity: ModelSpec = ModelSpec(horizon="14d")
     ltv: ModelSpec = ModelSpec(horizon="90d")
     clusters: ClusterSpec = ClusterSpec()
+    imputation: dict[str, Imputation] = {}
 
     def spec(self, kind: str) -> ModelSpec:
         """The spec of model ``kind`` (one of :data:`KINDS`)."""
         return getattr(self, kind)
+
+    def median_traits(self) -> tuple[str, ...]:
+        """The traits imputed by the population's median."""
+        return tuple(sorted(name for name, policy in self.imputation.items() if policy == "median"))
+
+    def constants(self) -> dict[str, Any]:
+        """The traits imputed by a constant, with it."""
+        return {name: policy.constant for name, policy in self.imputation.items() if isinstance(policy, Constant)}
 
     def enabled(self) -> list[str]:
         """The model kinds that are on, in :data:`KINDS` order."""

@@ -30,6 +30,7 @@ feature                   meaning                                               
 ``pages_30d``             ``page`` and ``screen`` calls in the last 30 days                log1p
 ``email_engagement_30d``  ``Email Opened`` + ``Email Link Clicked`` in the last 30 days    log1p
 ``score.<name>``          current value of each declared score (``lead_score``...)         as is
+``trait.<name>``          each trait imputed by median: its value, else the median         as is (numbers only)
 ========================  ===============================================================  ===================
 
 A value that is not finite (an infinite revenue sent by a client) becomes 0.0.
@@ -50,6 +51,7 @@ from collections.abc import Iterable, Mapping
 
 from stream.models.config import DAY_MS, FEATURE_WINDOW_MS, ModelsConfig
 from stream.models.records import Rfm
+from stream.rules.operators import as_number
 from stream.state.profile import Profile
 
 #: The features behavioural clusters are learned on: frequency, basket, price sensitivity, browsing, recency.
@@ -107,6 +109,7 @@ def features(profile: Profile, now: int, config: ModelsConfig, points: Mapping[s
         "discount_share": discounted / bought if bought else 0.0,
         **{name: math.log1p(_count(named, counted)) for name, counted in WINDOW_COUNTS.items()},
         **{f"score.{name}": float(value) for name, value in points.items()},
+        **_traits(profile, config),
     }
     return {name: value if math.isfinite(value) else 0.0 for name, value in x.items()}
 
@@ -131,3 +134,14 @@ def _last_purchase(profile: Profile, names: Iterable[str]) -> int | None:
 
 def _days_since(ts: int | None, now: int) -> float:
     return max(now - ts, 0) / DAY_MS if ts is not None else 0.0
+
+
+def _traits(profile: Profile, config: ModelsConfig) -> dict[str, float]:
+    out = {}
+    for name in config.median_traits():
+        value = as_number(profile.traits.get(name))
+        if value is None:
+            value = as_number(profile.imputed.get(name))
+        if value is not None:
+            out[f"trait.{name}"] = float(value)
+    return out

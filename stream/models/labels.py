@@ -40,6 +40,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream.models.config import KINDS, ModelsConfig
+from stream.rules.operators import as_number
 from stream.models.records import OBSERVATION, TrainingRecord
 from stream.state.profile import BEHAVIOUR_TYPES, Profile, event_props, history_name, revenue_of
 
@@ -81,7 +82,8 @@ def sample(profile: Profile, ts: int, x: dict[str, float], config: ModelsConfig)
         if kind == "ltv":
             example["revenue"] = 0.0
         profile.examples[kind] = example
-    return [TrainingRecord(profile.customer_id, OBSERVATION, ts, x, segments=tuple(segments))]
+    traits = {name: float(value) for name in config.median_traits() if (value := as_number(profile.traits.get(name))) is not None}
+    return [TrainingRecord(profile.customer_id, OBSERVATION, ts, x, segments=tuple(segments), traits=traits)]
 
 
 def resolve(profile: Profile, record: dict[str, Any], ts: int, config: ModelsConfig) -> list[TrainingRecord]:

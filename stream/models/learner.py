@@ -289,6 +289,8 @@ class Learner:
         self.clusters = ClusterLearner(config.clusters.k) if config.clusters.enabled else None
         self.recent = RecentIds(RECENT_IDS)
         self.observations = 0
+        self.medians: dict[str, stats.Quantile] = {}  # trait -> its population median (imputation)
+        self.median_counts: dict[str, int] = {}  # trait -> observations with a value
         self.duplicates = 0
         self.skipped = 0  # examples of a kind not learned here (disabled) or without a label
         self.score_segments: dict[str, set[str]] = {}
@@ -312,6 +314,9 @@ class Learner:
             self.duplicates += 1
         elif record.kind == OBSERVATION:
             self.observations += 1
+            for name, value in record.traits.items():
+                self.medians.setdefault(name, stats.Quantile(0.5)).update(value)
+                self.median_counts[name] = self.median_counts.get(name, 0) + 1
             self.rfm.update(record.x)
             if self.clusters is not None:
                 self.clusters.update(record.x)
@@ -326,7 +331,8 @@ class Learner:
         models = {kind: (copy.deepcopy(track.model), track.examples) for kind, track in self.tracks.items() if track.examples >= ready}
         rfm = self.rfm.cuts() if self.rfm.n >= ready else None
         clusters = self.clusters.snapshot() if self.clusters is not None and self.clusters.n >= ready else None
-        return Snapshot(version, models, rfm, clusters)
+        medians = {name: float(q.get()) for name, q in self.medians.items() if self.median_counts[name] >= ready}
+        return Snapshot(version, models, rfm, clusters, medians)
 
     def report(self) -> dict[str, Any]:
         """JSON-ready quality report: per kind examples, metrics, thresholds and lift; clusters; RFM cut points; counts."""
@@ -342,5 +348,6 @@ class Learner:
         }
         report["rfm"] = {**self.rfm.cuts().describe(), "scoring": self.rfm.n >= ready} if self.rfm.n else None
         report["clusters"] = {**self.clusters.report(), "scoring": self.clusters.n >= ready} if self.clusters is not None else None
+        report["medians"] = {name: {"median": q.get(), "observations": self.median_counts[name]} for name, q in sorted(self.medians.items())}
         report.update(min_examples=ready, observations=self.observations, duplicates=self.duplicates, skipped=self.skipped)
         return report

@@ -67,7 +67,12 @@ class Modelling:
         return labels.sample(profile, t, features(profile, t, self.config, self.points_at(profile, t)), self.config)
 
     def score(self, profile: Profile, now: int, points: Mapping[str, float]) -> None:
-        """Replace ``profile.scores`` with the snapshot's scores at ``now`` (nothing without a snapshot or consent)."""
+        """Replace ``profile.scores`` with the snapshot's scores at ``now`` (nothing without a snapshot or consent),
+        and ``profile.imputed`` with the values missing traits are read as (see ``ModelsConfig.imputation``)."""
+        medians = self.snapshot.medians if self.snapshot is not None else {}
+        imputed = {**self.config.constants(), **{t: medians[t] for t in self.config.median_traits() if t in medians}}
+        if imputed != profile.imputed:
+            profile.imputed = imputed
         if self._withdrawn(profile):
             profile.scores = {}
             return

@@ -47,6 +47,8 @@ class TrainingRecord:
     served: float | None = None
     model: int | None = None
     segments: tuple[str, ...] = field(default_factory=tuple)
+    #: Observations only: the numeric values of the traits imputed by median (for the population's medians).
+    traits: dict[str, float] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -72,6 +74,7 @@ class TrainingRecord:
                 "served": self.served,
                 "model": self.model,
                 "segments": list(self.segments),
+                **({"traits": self.traits} if self.traits else {}),
             }
         )
 
@@ -89,4 +92,5 @@ class TrainingRecord:
             served=d.get("served"),
             model=d.get("model"),
             segments=tuple(d.get("segments") or ()),
+            traits=d.get("traits") or {},
         )

@@ -40,6 +40,10 @@ def format_report(report: dict[str, Any]) -> str:
             lines += _model_block(kind, report[kind], report.get("min_examples"))
     lines += _clusters_block(report.get("clusters"))
     lines += _rfm_block(report.get("rfm"))
+    medians = report.get("medians") or {}
+    if medians:
+        shown = ", ".join(f"{name} {row['median']:.4g} ({row['observations']} obs.)" for name, row in medians.items())
+        lines.append(f"imputation medians: {shown}")
     lines.append(
         f"records: {report.get('observations', 0)} observations, {report.get('duplicates', 0)} duplicates ignored, "
         f"{report.get('skipped', 0)} skipped"

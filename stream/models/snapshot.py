@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stream.models.config import CLASSIFIERS, DAY_MS
@@ -99,6 +99,8 @@ class Snapshot:
     models: dict[str, tuple[Any, int]]
     rfm: RfmCuts | None = None
     clusters: Clusters | None = None
+    #: The population's median of each trait imputed by median (see ``ModelsConfig.imputation``).
+    medians: dict[str, float] = field(default_factory=dict)
 
     def score(self, x: dict[str, float], rfm: Rfm | None, now: int) -> tuple[dict[str, dict[str, Any]], int | None]:
         """name -> {"v": value, "m": model version} for every score ready (churn and purchase_propensity: probability of class 1; ltv: predicted revenue >= 0; rfm_recency/rfm_frequency/rfm_monetary: 1-5 where 5 is best (most recent, most frequent, highest monetary), rfm: the three digits as text "545"; cluster: int id), and the next time (ms > now) the rfm_recency score changes (when now - last_purchase crosses the next recency cut point), else None."""

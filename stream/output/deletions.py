@@ -24,7 +24,7 @@ FORGET = "forget"
 
 def forget_request(customer_id: str, at: int, suppress: bool) -> dict[str, object]:
     """The events-topic record asking the owning worker to forget ``customer_id``."""
-    return {"type": FORGET, "userId": customer_id, "ts": at, "timestamp": iso(at), "suppress": suppress}
+    return {"type": FORGET, "userId": customer_id, "ts": at, "timestamp": iso(at), "suppress": suppress, "messageId": f"forget:{customer_id}:{at}"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ trait (``$revenue``, ``$last_seen``, ``$count.Order Completed``…, see
 :mod:`stream.rules.computed`). Exactly one operator follows (see
 :mod:`stream.rules.operators`); for relative dates (``older_than``,
 ``newer_than``) see :mod:`stream.rules.dates`. Traits change only with events,
-so a trait verdict never has a deadline.
+so a trait verdict never has a deadline. A missing trait reads as its imputed value when the
+``models:`` section imputes it (``imputation:``: a constant or the population's median).
 """
 
 from __future__ import annotations
@@ -45,17 +46,18 @@ class TraitReader(RuleModel):
         if self.trait.startswith(PREFIX):
             return computed_trait(self.trait)
         name, path = self.trait, tuple(self.trait.split("."))
-        if len(path) == 1:
-            return lambda profile: profile.traits.get(name)
 
         def read(profile: Profile) -> Any:
             value: Any = profile.traits.get(name)
-            if value is None:
+            if value is None and len(path) > 1:
                 value = profile.traits
                 for key in path:
                     if not isinstance(value, Mapping):
-                        return None
+                        value = None
+                        break
                     value = value.get(key)
+            if value is None and profile.imputed:
+                return profile.imputed.get(name)  # models.imputation: a constant or the population's median
             return value
 
         return read

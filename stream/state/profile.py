@@ -82,8 +82,10 @@ class Profile:
     trait_times: dict[str, int] = field(default_factory=dict)
     #: The survivor this id was merged into (a redirect: events for it are forwarded there).
     merged_into: str | None = None
-    #: Consent per purpose (lower-cased), as the customer's latest event carrying it said (see :func:`apply_event`).
+    #: Consent per purpose (lower-cased), as the customer's latest event carrying it said (see :func:`apply_consent`).
     consent: dict[str, bool] = field(default_factory=dict)
+    #: What a missing trait is read as by rules and features (``models.imputation``: constants, population medians).
+    imputed: dict[str, Any] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """Serialise for Redis (compact orjson; history as ``[ts, name, props]`` triples)."""
@@ -167,6 +169,7 @@ _OPTIONAL = {
     "tt": "trait_times",
     "mg": "merged_into",
     "cn": "consent",
+    "im": "imputed",
 }
 
 #: How long (event time) a ``messageId`` is remembered: a second event with the same id within it is a duplicate.

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from stream.models.lifecycle import Modelling
 from stream.models.records import TrainingRecord
 from stream.output.changes import Change, VerdictLike, decide, next_deadline
-from stream.output.deletions import FORGET, Deletion
+from stream.output.deletions import FORGET, Deletion, forget_request
 from stream.output.pii import scrub
 from stream.output.routed import Routed
 from stream.rules.verdict import Verdict
@@ -133,6 +133,8 @@ def _handled_apart(profile: Profile, record: dict[str, Any], ts: int, now: int, 
         step.suppressed += 1
     elif kind == FORGET:
         suppress = bool(record.get("suppress"))
+        # Every id merged into this customer (redirects, matched identifiers) is forgotten by its own owner.
+        step.routed += [Routed(profile.customer_id, forget_request(alias, ts, suppress)) for alias in profile.aliases]
         step.changes += _exit_all(profile, FORGOTTEN, now)
         step.deletions.append(Deletion(profile.customer_id, ts, suppress))
         forget(profile, ts, suppress)

@@ -92,3 +92,19 @@ def test_identifiers_are_normalized() -> None:
     assert identifier("phone", "0047 22 33 44 55") == "phone:+4722334455"
     assert identifier("phone", "22 33 44 55") is None  # no country code: not E.164, never matched
     assert identifier("phone", 4722334455) is None
+
+
+def test_forgetting_a_survivor_forgets_every_id_merged_into_it(tmp_path: Path) -> None:
+    from stream.output.deletions import forget_request
+
+    (tmp_path / "r.yaml").write_text(RULES)
+    rules = load_rules(tmp_path)
+    history = [
+        event("track", T, anonymousId="a1", event="Product Viewed"),
+        event("identify", T + 10, userId="u1", anonymousId="a1", traits={"email": "u1@x.io"}),
+        {**forget_request("u1", T + 100, suppress=True)},
+    ]
+    result = replay(history, rules, rules.policy(100))
+    for cid in ("u1", "a1", "email:u1@x.io"):
+        profile = result.profiles[cid]
+        assert (profile.forgotten, profile.suppressed, profile.merged_into, profile.aliases) == (T + 100, True, None, []), cid

@@ -22,6 +22,8 @@ RFM_STEP = 7 * DAY_MS
 class FakeSnapshot:
     """Churn rises by 0.25 a day of inactivity; rfm_recency is 5 within a week of the latest purchase, else 1."""
 
+    medians: dict[str, float] = {}
+
     def __init__(self, version: int = 1) -> None:
         self.version = version
         self.calls: list[tuple[dict[str, float], Rfm | None, int]] = []
