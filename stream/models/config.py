@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from stream.rules.durations import UNITS_MS, Duration
 from stream.rules.model import RuleModel
@@ -35,6 +35,8 @@ FEATURE_WINDOW_MS = 30 * DAY_MS
 #: The classifiers, then the regression: the model kinds a trainer learns.
 CLASSIFIERS = ("churn", "purchase_propensity")
 KINDS = (*CLASSIFIERS, "ltv")
+#: Each model's label horizon when the rules do not set one.
+DEFAULT_HORIZONS = {"churn": "30d", "purchase_propensity": "14d", "ltv": "90d"}
 #: RFM scores: recency, frequency and monetary value, each 1-5; ``rfm`` is the three digits as text ("545").
 RFM_SCORES = ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm")
 #: Every score name the models produce (rules read them with ``{score: <name>, ...}``).
@@ -75,9 +77,20 @@ class ModelsConfig(RuleModel):
     sample_every: Duration = DAY_MS
     rescore_every: Duration = DAY_MS
     min_examples: Annotated[int, Field(ge=1)] = 50
-    churn: ModelSpec = ModelSpec(horizon="30d")
-    purchase_propensity: ModelSpec = ModelSpec(horizon="14d")
-    ltv: ModelSpec = ModelSpec(horizon="90d")
+    churn: ModelSpec = ModelSpec(horizon=DEFAULT_HORIZONS["churn"])
+    purchase_propensity: ModelSpec = ModelSpec(horizon=DEFAULT_HORIZONS["purchase_propensity"])
+    ltv: ModelSpec = ModelSpec(horizon=DEFAULT_HORIZONS["ltv"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_horizons(cls, data: Any) -> Any:
+        """A model written without ``horizon`` (``churn: {enabled: false}``) keeps its default one."""
+        if isinstance(data, dict):
+            data = {
+                key: {"horizon": DEFAULT_HORIZONS[key], **value} if key in DEFAULT_HORIZONS and isinstance(value, dict) else value
+                for key, value in data.items()
+            }
+        return data
     clusters: ClusterSpec = ClusterSpec()
     imputation: dict[str, Imputation] = {}
 
