@@ -39,10 +39,11 @@ from stream.enrich.errors import EnrichmentError
 from stream.enrich.http import HttpSpec
 from stream.enrich.lookup import LookupSpec
 from stream.enrich.runner import DEADLINE_S, Enrichment
-from stream.ingest.normalize import StrictModel, read_config
+from stream.ingest.normalize import read_config
+from stream.rules.model import RuleModel
 
 
-class PythonSpec(StrictModel):
+class PythonSpec(RuleModel):
     """``kind: python``: ``factory`` (``"package.module:callable"``) called with ``options``."""
 
     kind: Literal["python"]
@@ -71,7 +72,7 @@ class PythonSpec(StrictModel):
 EnricherSpec = Annotated[Union[LookupSpec, HttpSpec, PythonSpec], Field(discriminator="kind")]
 
 
-class EnrichmentConfig(StrictModel):
+class EnrichmentConfig(RuleModel):
     """The enrichment file: ``enrichers`` (run concurrently) and the overall ``deadline_ms``."""
 
     deadline_ms: float = Field(DEADLINE_S * 1000, gt=0)

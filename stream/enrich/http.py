@@ -45,13 +45,13 @@ from stream.enrich.enricher import namespaced, profile_key
 from stream.enrich.errors import EnrichmentError
 from stream.enrich.keys import KeyTransform
 from stream.enrich.spec import KeyedSpec
-from stream.ingest.normalize import StrictModel
+from stream.rules.model import RuleModel
 
 log = logging.getLogger("stream.enrich.http")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class CacheSpec(StrictModel):
+class CacheSpec(RuleModel):
     """``size`` entries at most; answers kept ``ttl_s`` seconds, "nothing known" ``negative_ttl_s``."""
 
     size: int = Field(10_000, ge=0)
@@ -59,7 +59,7 @@ class CacheSpec(StrictModel):
     negative_ttl_s: float = Field(300.0, ge=0)
 
 
-class BreakerSpec(StrictModel):
+class BreakerSpec(RuleModel):
     """Open after ``failures`` consecutive failures or timeouts, for ``cooldown_s`` seconds."""
 
     failures: int = Field(5, ge=1)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from stream.enrich.keys import KEY_TRANSFORMS, KeyTransform
-from stream.ingest.normalize import StrictModel
+from stream.rules.model import RuleModel
 
 #: A plug-in name: it namespaces its traits (``company`` -> ``company.name``).
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-class KeyedSpec(StrictModel):
+class KeyedSpec(RuleModel):
     """An enricher that looks a profile up by one key.
 
     ``key`` is a dotted path in the profile view (``traits.email``), ``transform`` one of

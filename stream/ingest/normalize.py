@@ -30,7 +30,6 @@ since the event stays valid and says what it is (an unknown currency keeps its
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,9 +38,10 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
+from stream.rules.model import RuleModel
 from stream.state.profile import iso, parse_time
 
 UNMAPPED_LABEL = "unmapped_label"
@@ -77,29 +77,6 @@ class ConfigFileError(ValueError):
 
 class NormalizationError(ConfigFileError):
     """A normalization file that cannot be used (see :class:`ConfigFileError`)."""
-
-
-class StrictModel(BaseModel):
-    """A frozen config model whose unknown keys are errors naming the likely intended key."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        allowed = [field.alias or name for name, field in cls.model_fields.items()]
-        if not isinstance(data, dict):
-            raise PydanticCustomError("not_a_mapping", "expected a mapping with keys {keys}", {"keys": ", ".join(allowed)})
-        unknown = []
-        for key in data:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                unknown.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        if unknown:
-            raise PydanticCustomError(
-                "unknown_key", "unknown key {unknown}; allowed keys: {keys}", {"unknown": ", ".join(unknown), "keys": ", ".join(allowed)}
-            )
-        return data
 
 
 def read_config(path: Path | str, model: type[_Model], error: type[ConfigFileError], context: Any = None) -> _Model:
@@ -153,7 +130,7 @@ def _check_path(path: str) -> str:
     return path
 
 
-class LabelMap(StrictModel):
+class LabelMap(RuleModel):
     """Canonical values for some fields: ``values`` (exact aliases), ``contains`` (substrings), ``matches`` (regexes).
 
     Each maps a canonical value to the lower-case spellings that mean it; every canonical
@@ -195,7 +172,7 @@ class LabelMap(StrictModel):
         return self
 
 
-class CurrencyConfig(StrictModel):
+class CurrencyConfig(RuleModel):
     """Amounts converted to ``base``: ``rates`` are units of base per unit of each currency."""
 
     base: str = "USD"
@@ -221,7 +198,7 @@ class CurrencyConfig(StrictModel):
         return {code.upper(): rate for code, rate in rates.items()}
 
 
-class TraitsConfig(StrictModel):
+class TraitsConfig(RuleModel):
     """Trait names in one ``case``; trait values named in ``timestamps`` (in that case) become UTC ISO times."""
 
     case: Literal["snake", "camel", "none"] = "snake"
@@ -235,7 +212,7 @@ class TraitsConfig(StrictModel):
         return self
 
 
-class TimestampsConfig(StrictModel):
+class TimestampsConfig(RuleModel):
     """Record fields (dotted paths) rewritten as UTC ISO 8601 times with milliseconds."""
 
     fields: list[FieldPath] = ["timestamp", "sentAt", "originalTimestamp", "receivedAt"]
@@ -246,7 +223,7 @@ class TimestampsConfig(StrictModel):
         return [_check_path(f) for f in fields]
 
 
-class NormalizationConfig(StrictModel):
+class NormalizationConfig(RuleModel):
     """The normalization file: ``labels``, ``currency``, ``traits``, ``timestamps`` (see the module docstring)."""
 
     labels: list[LabelMap] = []

@@ -30,7 +30,7 @@ from stream.state.profile import Profile, iso
 
 
 class RuleModel(BaseModel):
-    """A frozen rule-file model whose unknown keys are errors naming the likely intended key."""
+    """A frozen model of a YAML file (rules, normalization, enrichment) whose unknown keys are errors naming the likely intended key."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -42,15 +42,15 @@ class RuleModel(BaseModel):
             raise PydanticCustomError(
                 "not_a_mapping", "expected a mapping with keys {keys}, got {got}", {"keys": ", ".join(allowed), "got": repr(data)}
             )
+        unknown = []
         for key in data:
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise PydanticCustomError(
-                    "unknown_key",
-                    "unknown key '{key}'{hint}; allowed keys: {keys}",
-                    {"key": str(key), "hint": hint, "keys": ", ".join(allowed)},
-                )
+                unknown.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        if unknown:
+            raise PydanticCustomError(
+                "unknown_key", "unknown key {unknown}; allowed keys: {keys}", {"unknown": ", ".join(unknown), "keys": ", ".join(allowed)}
+            )
         return data
 
 
