@@ -22,6 +22,11 @@ else ``timestamp``) and a ``sentAt`` is known (the event's own, else the batch's
 ``timestamp = receivedAt - (sentAt - originalTimestamp)``, which cancels the
 client's clock skew; with no ``sentAt`` the client's time is kept; with no client
 time, ``timestamp = receivedAt``.
+
+Hostile input is refused with the field at fault, never by crashing: times outside
+years 1 to 9999, event times (after the correction) outside :data:`EARLIEST_EVENT_MS`
+to :data:`LATEST_EVENT_MS`, and events nested deeper than :data:`MAX_DEPTH` (the JSON
+encoder, and the profile that keeps the event, would fail on them).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -54,6 +60,15 @@ MAX_REQUEST_BYTES = 500 << 10
 MESSAGE_ID_PREFIX = "segstream-"
 #: The ``kind`` of :func:`normalise` for a batch request (``{"batch": [...]}``).
 BATCH = "batch"
+#: Deepest nesting of objects and arrays in one event, the event itself being level 1
+#: (``{"properties": {"a": [1]}}`` is 3 deep). The profile keeping an event nests it a few
+#: levels deeper, and orjson refuses to encode past 254 levels.
+MAX_DEPTH = 32
+#: Times a field may hold: years 1 to 9999 (UTC), in epoch ms (what ISO 8601 can write).
+EARLIEST_MS, LATEST_MS = -62_135_596_800_000, 253_402_300_799_999
+#: Event times (after clock-skew correction) the engine accepts: 1970 to the end of 2999
+#: (UTC), in epoch ms, so that every window and deadline after one stays writable.
+EARLIEST_EVENT_MS, LATEST_EVENT_MS = 0, 32_503_679_999_999
 
 
 def _identifier(value: Any) -> Any:
@@ -67,9 +82,12 @@ def _instant(value: Any) -> int:
     if not isinstance(value, str):
         raise ValueError(f"must be {example}, got {_describe(value)}")
     try:
-        return parse_time(value)
+        ms = parse_time(value)
     except ValueError:
-        raise ValueError(f"must be {example}, got {value!r}") from None
+        raise ValueError(f"must be {example}, got {_describe(value)}") from None
+    if not EARLIEST_MS <= ms <= LATEST_MS:
+        raise ValueError(f"must be a time in the years 1 to 9999 (UTC), got {_describe(value)}")
+    return ms
 
 
 def _object(value: Any) -> Any:
@@ -77,11 +95,16 @@ def _object(value: Any) -> Any:
 
 
 #: A user, group or message id: a non-empty string, numbers turned into strings.
-Identifier = Annotated[str, BeforeValidator(_identifier), StringConstraints(min_length=1)]
+Identifier = Annotated[
+    str,
+    BeforeValidator(_identifier),
+    StringConstraints(min_length=1),
+    WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1}, {"type": "number"}]}),
+]
 #: An ISO 8601 time, held as epoch milliseconds.
-Instant = Annotated[int, PlainValidator(_instant)]
+Instant = Annotated[int, PlainValidator(_instant), WithJsonSchema({"type": "string", "format": "date-time"})]
 #: A JSON object; ``null`` reads as ``{}``.
-JsonObject = Annotated[dict[str, Any], BeforeValidator(_object)]
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_object), WithJsonSchema({"type": ["object", "null"]})]
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
@@ -268,6 +291,11 @@ def normalise(body: dict[str, Any], kind: str, received_at: int, size: int) -> O
         envelope = Batch.model_validate(body)
     except ValidationError as exc:
         return Outcome(errors=_errors(exc, None, ""))
+    # The envelope's context and integrations go into every event, at the same level.
+    if (deep := too_deep({"context": envelope.context, "integrations": envelope.integrations})) is not None:
+        return Outcome(errors=[_too_deep(None, "", deep)])
+    if (error := _context_error(envelope.context, None, "")) is not None:
+        return Outcome(errors=[error])
     items = [(i, f"batch[{i}].", event) for i, event in enumerate(envelope.batch)]
     # No event can be larger than the body carrying it.
     return _events(items, None, received_at, envelope, check_size=size > MAX_EVENT_BYTES)
@@ -290,10 +318,14 @@ def _events(
         if not isinstance(raw, dict):
             outcome.errors.append(EventError(index, where, f"{where} must be a JSON object, got {_describe(raw)}"))
             continue
+        if (deep := too_deep(raw)) is not None:
+            outcome.errors.append(_too_deep(index, prefix, deep))
+            continue
         if check_size and (size := len(orjson.dumps(raw))) > MAX_EVENT_BYTES:
             outcome.errors.append(_too_large(index, where, size))
             continue
-        chosen = model or MODELS.get(raw.get("type"))  # type: ignore[arg-type]
+        kind = raw.get("type")
+        chosen = model or (MODELS.get(kind) if isinstance(kind, str) else None)
         if chosen is None:
             message = f"{prefix}type must be one of {', '.join(MODELS)}, got {_describe(raw.get('type'))}"
             outcome.errors.append(EventError(index, f"{prefix}type", message))
@@ -303,14 +335,69 @@ def _events(
         except ValidationError as exc:
             outcome.errors.extend(_errors(exc, index, prefix))
             continue
-        outcome.records.append(_record(event, received_at, envelope))
+        if (error := _context_error(event.context, index, prefix)) is not None:
+            outcome.errors.append(error)
+            continue
+        sent_at = event.sent_at if event.sent_at is not None else envelope.sent_at
+        original = event.original_timestamp if event.original_timestamp is not None else event.timestamp
+        ts = corrected_time(received_at, sent_at, original)
+        if not EARLIEST_EVENT_MS <= ts <= LATEST_EVENT_MS:
+            outcome.errors.append(_out_of_range(index, prefix, event, ts, corrected=sent_at is not None and original is not None))
+            continue
+        outcome.records.append(_record(event, ts, sent_at, original, received_at, envelope))
     return outcome
 
 
-def _record(event: Message, received_at: int, envelope: Batch) -> Record:
-    sent_at = event.sent_at if event.sent_at is not None else envelope.sent_at
-    original = event.original_timestamp if event.original_timestamp is not None else event.timestamp
-    ts = corrected_time(received_at, sent_at, original)
+def too_deep(value: dict[str, Any] | list[Any], limit: int = MAX_DEPTH) -> str | None:
+    """The path of the first object or array in ``value`` nested deeper than ``limit`` levels, else ``None``.
+
+    ``value`` itself is level 1; iterative, so any depth is safe to check.
+
+    >>> too_deep({"properties": {"a": [1]}}, limit=2), too_deep({"properties": {"a": 1}}, limit=2)
+    ('properties.a', None)
+    """
+    stack: list[tuple[Any, int, Any]] = [(value, 1, None)]
+    while stack:
+        node, depth, trail = stack.pop()
+        if depth > limit:
+            parts: list[str] = []
+            while trail is not None:
+                trail, key = trail
+                parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+            return "".join(reversed(parts)).lstrip(".")
+        for key, child in node.items() if isinstance(node, dict) else enumerate(node):
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1, (trail, key)))
+    return None
+
+
+def _context_error(context: dict[str, Any], index: int | None, prefix: str) -> EventError | None:
+    """Segment's ``context.traits`` and ``context.consent`` are objects (the worker reads them as such)."""
+    for name in ("traits", "consent"):
+        if context.get(name) is not None and not isinstance(context[name], dict):
+            field = f"{prefix}context.{name}"
+            return EventError(index, field, f"{field} must be a JSON object, got {_describe(context[name])}")
+    return None
+
+
+def _too_deep(index: int | None, prefix: str, path: str) -> EventError:
+    field = (prefix + path)[:200]
+    message = f"{field} is nested more than {MAX_DEPTH} levels deep (objects and arrays in the event); send flatter data"
+    return EventError(index, field, message)
+
+
+def _out_of_range(index: int | None, prefix: str, event: Message, ts: int, corrected: bool) -> EventError:
+    field = prefix + ("originalTimestamp" if event.original_timestamp is not None else "timestamp")
+    when = f"at {iso(ts)}" if EARLIEST_MS <= ts <= LATEST_MS else "outside the years 1 to 9999"
+    how = " once corrected for clock skew (receivedAt - (sentAt - originalTimestamp))" if corrected else ""
+    message = (
+        f"{field} puts the event {when}{how}, not between {iso(EARLIEST_EVENT_MS)} and {iso(LATEST_EVENT_MS)}: "
+        "send when the event happened, and sentAt from the same clock"
+    )
+    return EventError(index, field, message)
+
+
+def _record(event: Message, ts: int, sent_at: int | None, original: int | None, received_at: int, envelope: Batch) -> Record:
     value: dict[str, Any] = {"type": event.type, "messageId": event.message_id or new_message_id()}
     if event.user_id is not None:
         value["userId"] = event.user_id

@@ -41,6 +41,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from stream.rules.loader import BoundedLoader
 from stream.rules.model import RuleModel
 from stream.state.profile import iso, parse_time
 
@@ -83,7 +84,7 @@ def read_config(path: Path | str, model: type[_Model], error: type[ConfigFileErr
     """The YAML file at ``path`` validated as ``model``; raises ``error`` listing every problem."""
     file = Path(path)
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=BoundedLoader)  # noqa: S506 (a safe loader)
     except FileNotFoundError:
         raise error([f"{file}: no such file; create it (see the shipped example at the project root)"]) from None
     except yaml.MarkedYAMLError as exc:

@@ -14,6 +14,12 @@ reported in one :class:`RuleError`, one line each, naming the file, the segment
 (or score) and the field:
 
     rules/cart.yaml: segment 'cart_abandoners': condition.all[1].within: expected a duration like '24h', got '24 hours'
+
+Hostile files get a :class:`RuleError` too, never a hang or another exception: YAML is
+read by :class:`BoundedLoader` (PyYAML's safe loader with at most :data:`MAX_NESTING`
+levels, aliases adding at most :data:`MAX_ALIAS_NODES` values — no "billion laughs" —
+no alias inside itself, and values PyYAML cannot build, such as 2001-02-30 or an
+integer of 5000 digits, reported where they are).
 """
 
 from __future__ import annotations
@@ -45,11 +51,82 @@ _HINTS = {
 }
 #: The top-level keys of a rule file; a file needs at least one of the lists.
 TOP_LEVEL = ("segments", "scores", "models")
+#: Deepest nesting of YAML mappings and sequences in a file, counting what aliases bring in.
+MAX_NESTING = 64
+#: Most values aliases (``*name``) may add to a file beyond those written in it.
+MAX_ALIAS_NODES = 100_000
 _Named = TypeVar("_Named", bound=NamedRule)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, but a key repeated in one mapping is an error instead of silently winning."""
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, bounded for files nobody checked: nesting, alias expansion, unbuildable values.
+
+    Every refusal is a :class:`yaml.MarkedYAMLError` naming the line; also used for the
+    normalization and enrichment files (:func:`stream.ingest.normalize.read_config`).
+
+    >>> yaml.load("a: &x [1, 2]\\nb: *x", Loader=BoundedLoader)
+    {'a': [1, 2], 'b': [1, 2]}
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_NESTING} levels deep", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        _check_aliases(node)
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. !!int x, 2001-02-30, 5000 digits
+            what = _short(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
+            problem = f"cannot read {what} as {node.tag.rpartition(':')[2]} ({str(exc).partition(';')[0]})"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Refuse a document whose aliases nest past :data:`MAX_NESTING`, add more than :data:`MAX_ALIAS_NODES`
+    values, or sit inside the node they name; linear in the nodes written, whatever they expand to."""
+    seen: dict[int, tuple[int, int] | None] = {}  # node -> (expanded size, height); None while being walked
+
+    def walk(node: yaml.Node, depth: int) -> tuple[int, int]:
+        if id(node) in seen:
+            known = seen[id(node)]
+            if known is None:
+                raise yaml.composer.ComposerError(None, None, "an alias (*name) refers to a node that contains it", node.start_mark)
+            if depth + known[1] - 1 > MAX_NESTING:
+                raise yaml.composer.ComposerError(
+                    None, None, f"an alias of the node here nests the file more than {MAX_NESTING} levels deep", node.start_mark
+                )
+            return known
+        seen[id(node)] = None
+        children = node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
+        size, height = 1, 1
+        for child in children:
+            child_size, child_height = walk(child, depth + 1)
+            size, height = size + child_size, max(height, child_height + 1)
+        seen[id(node)] = (size, height)
+        return size, height
+
+    size, _ = walk(root, 1)
+    if size - len(seen) > MAX_ALIAS_NODES:
+        raise yaml.composer.ComposerError(
+            None, None, f"aliases (*name) expand the file by {size - len(seen)} values, more than {MAX_ALIAS_NODES}", root.start_mark
+        )
+
+
+class _StrictLoader(BoundedLoader):
+    """The bounded loader, and a key repeated in one mapping is an error instead of silently winning."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen = set()

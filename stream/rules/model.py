@@ -97,7 +97,7 @@ class ConditionModel(RuleModel):
             "kind": self.kind,
             "holds": verdict.holds,
             "reason": verdict.reason,
-            "deadline": iso(verdict.deadline),
+            "deadline": _deadline(verdict.deadline),
         }
         node.update(self.details(profile, now, verdicts))
         return node
@@ -137,3 +137,11 @@ class ConditionModel(RuleModel):
     def scores(self) -> set[str]:
         """Names of the scores this subtree reads (declared or learned)."""
         return set().union(*(child.scores() for child in self.children()))
+
+
+def _deadline(ms: int | None) -> str | None:
+    """A verdict's deadline as ISO 8601; one past year 9999 (a date trait there plus a window) is never: ``None``."""
+    try:
+        return iso(ms)
+    except (ValueError, OverflowError, OSError):
+        return None

@@ -37,9 +37,10 @@ from stream.output.changes import Change
 from stream.output.deletions import FORGET, Deletion
 from stream.output.routed import Routed
 from stream.state.identity import CLAIM, MERGE_IN, MERGE_OUT
-from stream.state.profile import HistoryPolicy, Profile, event_time, iso, now_ms
+from stream.state.profile import BEHAVIOUR_TYPES, HistoryPolicy, Profile, event_time, iso, now_ms
 from stream.state.store import Commit, Outbound, ProfileStore
 from stream.ingest.quality import missing, parse_critical
+from stream.ingest.events import EARLIEST_EVENT_MS, LATEST_EVENT_MS, MAX_DEPTH, too_deep
 from stream.worker.enrichment import wants_enrichment
 from stream.worker.step import Evaluator, advance
 
@@ -87,7 +88,18 @@ class Rejected(ValueError):
 
 
 def parse(message: Message) -> tuple[str, Item]:
-    """The customer id and usable event of a message, or :class:`Rejected` saying why not."""
+    """The customer id and usable event of a message, or :class:`Rejected` saying why not.
+
+    Records from any producer are checked for everything the step relies on, so that
+    odd content is dead-lettered here instead of failing a batch: JSON objects nested at
+    most ``MAX_DEPTH`` levels (``too_deep``), a known string ``type`` (``unknown_type``)
+    with its required field (``missing_field``; a non-empty string ``event``, ids strings
+    or integers, else ``invalid_field``), objects or null where the step reads objects —
+    ``context`` and ``context.consent``, ``properties`` of track/page/screen, ``traits`` of
+    identify/group, ``context.traits`` of identify, ``state`` of merge_in — (``invalid_field``),
+    and an event time from 1970 to 2999 (``bad_timestamp``). Whatever the collector
+    accepts passes.
+    """
     if not message.value:
         raise Rejected("empty_value", "record has no value")
     try:
@@ -96,17 +108,44 @@ def parse(message: Message) -> tuple[str, Item]:
         raise Rejected("invalid_json", f"value is not valid JSON: {exc}") from None
     if not isinstance(record, dict):
         raise Rejected("not_an_object", f"value is a JSON {type(record).__name__}, expected an object")
+    # Fewer brackets than MAX_DEPTH cannot nest deeper (counting bytes costs ~0.1 µs, walking ~3 µs).
+    if message.value.count(b"{") + message.value.count(b"[") > MAX_DEPTH and (deep := too_deep(record)) is not None:
+        raise Rejected("too_deep", f"{deep[:200]} is nested more than {MAX_DEPTH} levels deep (objects and arrays)")
     kind = record.get("type")
-    if kind not in KNOWN_TYPES:
-        raise Rejected("unknown_type", f"type {kind!r} is not one of {sorted(KNOWN_TYPES)}")
-    required = _REQUIRED.get(kind)
-    if required and not isinstance(record.get(required), (str, int)):
-        raise Rejected("missing_field", f"{kind} record has no {required!r}")
+    if not isinstance(kind, str) or kind not in KNOWN_TYPES:
+        raise Rejected("unknown_type", f"type {repr(kind)[:80]} is not one of {sorted(KNOWN_TYPES)}")
+    for required in (_REQUIRED.get(kind), "state" if kind == MERGE_IN else None):
+        if required is None:
+            continue
+        value = record.get(required)
+        if value is None:
+            raise Rejected("missing_field", f"{kind} record has no {required!r}")
+        wanted, shape = {"event": (str, "a non-empty string"), "state": (dict, "an object")}.get(
+            required, ((str, int), "a non-empty string or an integer")
+        )
+        if not isinstance(value, wanted) or isinstance(value, bool) or value == "":
+            raise Rejected("invalid_field", f"{kind} record's {required!r} must be {shape}, got {repr(value)[:80]}")
+    context = record.get("context")
+    inner = context if isinstance(context, dict) else {}
+    for name, value in (
+        ("properties", record.get("properties") if kind in BEHAVIOUR_TYPES else None),
+        ("traits", record.get("traits") if kind in ("identify", "group") else None),
+        ("context", context),
+        ("context.traits", inner.get("traits") if kind == "identify" else None),
+        ("context.consent", inner.get("consent")),
+    ):
+        if value is not None and not isinstance(value, dict):
+            raise Rejected("invalid_field", f"{kind} record's {name!r} must be a JSON object or null, got {repr(value)[:80]}")
     customer = _customer_id(message.key, record)
     try:
         ts = event_time(record)
-    except ValueError as exc:
-        raise Rejected("bad_timestamp", str(exc)) from None
+    except (ValueError, OverflowError) as exc:
+        raise Rejected("bad_timestamp", str(exc)[:300]) from None
+    if not EARLIEST_EVENT_MS <= ts <= LATEST_EVENT_MS:
+        raise Rejected(
+            "bad_timestamp",
+            f"event time {str(ts)[:24]} (epoch ms) is not between {iso(EARLIEST_EVENT_MS)} and {iso(LATEST_EVENT_MS)}",
+        )
     return customer, Item(record, ts, message.partition, message.offset)
 
 
@@ -124,22 +163,33 @@ def _customer_id(key: bytes | None, record: dict[str, Any]) -> str:
 
 
 def dead_letter_record(settings: Settings, message: Message, error: Rejected) -> bytes:
-    """The dead-letter topic's record for a rejected message (the original bytes kept intact)."""
+    """The dead-letter topic's record for a rejected message (the original bytes kept intact when they fit).
+
+    The original value is kept as text when it is UTF-8, else base64. The record stays
+    under the producer's 1 MB message limit with its key: a value that would not fit
+    (JSON escaping or base64 make it longer) is kept as the base64 of its first bytes,
+    with ``"truncated": true``.
+    """
     value = message.value or b""
+    budget = 900_000 - len(message.key or b"") - 4_000  # room for the key and the other fields
     try:
         text: str | None = value.decode()
     except UnicodeDecodeError:
         text = None
+    if text is not None and len(value) * 6 > budget and len(orjson.dumps(text)) > budget:
+        text = None  # escaping (\u0000 is 6 bytes) makes it too long
+    kept = value if text is not None or len(value) * 4 // 3 + 4 <= budget else value[: max(budget, 0) * 3 // 4]
     return orjson.dumps(
         {
             "reason": error.reason,
-            "error": str(error),
+            "error": str(error)[:2_000],
             "topic": settings.events_topic,
             "partition": message.partition,
             "offset": message.offset,
-            "key": message.key.decode(errors="replace") if message.key else None,
+            "key": message.key.decode(errors="replace")[:1_000] if message.key else None,
             "value": text,
-            "value_base64": None if text is not None else base64.b64encode(value).decode(),
+            "value_base64": None if text is not None else base64.b64encode(kept).decode(),
+            "truncated": len(kept) < len(value),
             "at": iso(now_ms()),
         }
     )
