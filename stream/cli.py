@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from stream.config import Settings
 
 
@@ -126,6 +128,14 @@ def _forget(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{customer}: forget requested{' (later events suppressed)' if args.suppress else ''}")
     print(f"the owning workers exit their segments and publish deletion records on {settings.deletions_topic}")
     return 0
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    import shlex
+
+    from stream.bench.runner import execute
+
+    return execute(args, settings, "segstream " + shlex.join(sys.argv[1:]))
 
 
 def _api(args: argparse.Namespace, settings: Settings) -> int:
@@ -253,6 +263,18 @@ def _rules_watch(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.auth import manage
+
+    if args.keys_command == "add-write":
+        return manage.add(settings, "write", args.source, "write")
+    if args.keys_command == "add-api":
+        return manage.add(settings, "api", args.name, args.scope)
+    if args.keys_command == "list":
+        return manage.list_keys(settings, args.json)
+    return manage.revoke(settings, args.refs)
+
+
 def _rules_schema(args: argparse.Namespace, settings: Settings) -> int:
     import orjson
 
@@ -280,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("worker", _worker, "Consume events, keep profiles in Redis, evaluate rules, publish segment changes.")
     add("trainer", _trainer, "Learn the models (churn, propensity, LTV, RFM, clusters) from the training topic; publish snapshots.")
     add("api", _api, "Serve the query API: profiles, memberships, segments and their members.")
+    from stream.bench.options import add_arguments as bench_arguments
+
+    bench_arguments(add("bench", _bench, "Benchmark throughput, latency, timers and memory against ceilings and SQL; print a table, write JSON."))
     forget = add("forget", _forget, "Erase customers (GDPR/CCPA): profile, history, ids and scores; exit their segments.")
     forget.add_argument("ids", nargs="+", help="customer ids")
     forget.add_argument("--suppress", action="store_true", help="also drop every later event for these ids (suppression list)")
@@ -332,13 +357,35 @@ def build_parser() -> argparse.ArgumentParser:
     watch = rules_sub.add_parser("watch", help="Deploy the rules now and again on every change of a rule file.")
     watch.add_argument("path", nargs="?", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
     watch.set_defaults(func=_rules_watch)
+    keys = sub.add_parser(
+        "keys",
+        help="Manage write keys (collector) and API keys (query API) in Redis; see README, Security.",
+        description="Manage write keys (collector) and API keys (query API), kept in Redis as digests. "
+        "Running collectors and APIs apply changes within SEGSTREAM_KEYS_REFRESH seconds.",
+    )
+    keys.set_defaults(func=_keys)
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    add_write = keys_sub.add_parser("add-write", help="Create a write key for a source (a site or app); prints it once.")
+    add_write.add_argument("source", help="the source sending with this key (letters, digits, . _ -)")
+    add_api = keys_sub.add_parser("add-api", help="Create a query-API key; prints it once.")
+    add_api.add_argument("name", help="who or what uses the key (letters, digits, . _ -)")
+    add_api.add_argument("--scope", choices=["read", "admin"], default="read", help="read (default), or admin: also forget and deploy rules")
+    list_ = keys_sub.add_parser("list", help="List keys: id, kind, source or name, scope, last 4 characters, dates (never a key).")
+    list_.add_argument("--json", action="store_true", help="print the records as JSON")
+    revoke = keys_sub.add_parser("revoke", help="Revoke keys by id, or by name when it names one active key.")
+    revoke.add_argument("refs", nargs="+", metavar="ID_OR_NAME", help="key ids (`segstream keys list`) or names")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``segstream`` console script."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args, Settings()) or 0)
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # inputs are never echoed: they may be secrets
+        print(f"segstream: the configuration in the environment is invalid (see README, Configuration):\n{exc}", file=sys.stderr)
+        return 2
+    return int(args.func(args, settings) or 0)
 
 
 if __name__ == "__main__":

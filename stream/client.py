@@ -1,7 +1,7 @@
 """Python client of segstream: the query API over HTTP, and the segment-changes stream from Kafka.
 
 >>> from stream.client import Client, subscribe
->>> api = Client("http://127.0.0.1:8089")
+>>> api = Client("http://127.0.0.1:8089", api_key="ssak_...")   # default: SEGSTREAM_API_KEY
 >>> api.customer("user/42")["segments"]                      # doctest: +SKIP
 ['buyers']
 >>> sum(1 for _ in api.members("buyers"))                    # doctest: +SKIP
@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 from urllib.parse import quote, urlencode
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 
-from stream.config import Settings
+from stream.config import Settings, reveal
 from stream.kafka import KafkaUnavailable, read_topic
 
 
@@ -44,17 +45,28 @@ class NotFound(SegstreamError):
     """The customer or segment does not exist (HTTP 404)."""
 
 
+class Unauthorized(SegstreamError):
+    """The API key is missing, unknown or revoked (HTTP 401), or its scope is too weak (HTTP 403)."""
+
+
 class Client:
     """Synchronous client of the query API (``segstream api``), stdlib ``urllib`` only.
 
-    Customer ids and segment names are percent-encoded, so any id works
-    (``/``, spaces, braces, unicode). Errors raise :class:`SegstreamError`
-    (:class:`NotFound` for 404) with the status and the server's message.
+    ``api_key`` is sent as ``Authorization: Bearer``; by default the
+    ``SEGSTREAM_API_KEY`` environment variable's. Reads need scope read,
+    :meth:`forget` and :meth:`deploy_rules` scope admin. Customer ids and segment
+    names are percent-encoded, so any id works (``/``, spaces, braces, unicode).
+    Errors raise :class:`SegstreamError` (:class:`NotFound` for 404,
+    :class:`Unauthorized` for 401 and 403) with the status and the server's message.
     """
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8089", timeout: float = 10) -> None:
+    def __init__(self, base_url: str = "http://127.0.0.1:8089", timeout: float = 10, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._api_key = api_key if api_key is not None else reveal(Settings().api_key)
+
+    def __repr__(self) -> str:
+        return f"Client({self.base_url!r}, api key {'set' if self._api_key else 'missing'})"
 
     def customer(self, customer_id: str) -> dict[str, Any]:
         """A customer's profile: traits, event counts, revenue, segments, recent events."""
@@ -95,15 +107,43 @@ class Client:
         """The worker's counters (``events``, ``changes``, ``dead_letter:<reason>``…)."""
         return self._get("/v1/stats")
 
+    def forget(self, customer_id: str, suppress: bool = False) -> dict[str, Any]:
+        """Request that a customer be erased (and, with ``suppress``, their later events dropped); needs scope admin."""
+        query = {"suppress": "true"} if suppress else None
+        return self._request("DELETE", f"/v1/customers/{quote(customer_id, safe='')}", query)
+
+    def deploy_rules(self, path: str | Path) -> dict[str, Any]:
+        """Validate and deploy the rule files of ``path`` (a directory or one file); needs scope admin.
+
+        Returns ``{"version", "deployed", "segments"}``; ``deployed`` is false when
+        that version was deployed already. Invalid rules raise :class:`SegstreamError` (400).
+        """
+        from stream.state.rulestore import rule_texts
+
+        return self._request("POST", "/v1/rules", body={"files": rule_texts(Path(path))})
+
     def _get(self, path: str, query: dict[str, Any] | None = None) -> Any:
+        return self._request("GET", path, query)
+
+    def _request(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None) -> Any:
         url = self.base_url + path + (f"?{urlencode(query, quote_via=quote)}" if query else "")
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        headers = {"Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        data = None if body is None else orjson.dumps(body)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return orjson.loads(response.read())
         except urllib.error.HTTPError as err:
+            message = f"HTTP {err.code} from {method} {url}: {_error_text(err.read())}"
+            if err.code in (401, 403):
+                hint = "" if self._api_key else " (no API key was sent: set SEGSTREAM_API_KEY or pass api_key=)"
+                raise Unauthorized(message + hint, err.code) from None
             kind = NotFound if err.code == 404 else SegstreamError
-            raise kind(f"HTTP {err.code} from GET {url}: {_error_text(err.read())}", err.code) from None
+            raise kind(message, err.code) from None
         except OSError as err:
             reason = getattr(err, "reason", err)
             raise SegstreamError(

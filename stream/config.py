@@ -1,20 +1,22 @@
 """All configuration in one place, read from environment variables.
 
 Every setting has a documented default; the README lists them. Kafka and Redis
-locations use the conventional names ``KAFKA_BOOTSTRAP`` and ``REDIS_URL``; the
-rest are ``SEGSTREAM_*``.
+use the conventional names ``KAFKA_BOOTSTRAP``, ``KAFKA_SECURITY_PROTOCOL``,
+``KAFKA_SASL_*``, ``KAFKA_SSL_*`` and ``REDIS_URL``; the rest are ``SEGSTREAM_*``.
+Secrets (passwords, keys) are ``SecretStr``: read them with :func:`reveal`.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream.auth.credentials import KeyRecord, parse_api_keys, parse_write_keys
+from stream.auth.redact import mask_secrets_in_logs, secret_values
 from stream.ingest.quality import parse_critical
 
 LOCAL_KAFKA = "127.0.0.1:19092"
@@ -26,10 +28,37 @@ DEFAULT_ENRICHMENT = "enrichment.yaml"
 class Settings(BaseSettings):
     """segstream settings; construct with ``Settings()`` to read the environment."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # Inputs stay out of validation errors: they may be passwords or keys.
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
 
     kafka_bootstrap: str = Field(LOCAL_KAFKA, validation_alias="KAFKA_BOOTSTRAP", description="Kafka bootstrap servers, comma-separated.")
-    redis_url: str = Field(LOCAL_REDIS, validation_alias="REDIS_URL", description="Redis URL (redis://, rediss:// for TLS).")
+    redis_url: str = Field(
+        LOCAL_REDIS,
+        validation_alias="REDIS_URL",
+        description="Redis URL: redis://[user:password@]host:port/db, rediss:// for TLS (CA and client certificate as query parameters, see Security).",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        validation_alias="KAFKA_SECURITY_PROTOCOL",
+        description="How every Kafka client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", validation_alias="KAFKA_SASL_MECHANISM", description="SASL mechanism (SASL_* protocols): PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+    )
+    kafka_sasl_username: str = Field("", validation_alias="KAFKA_SASL_USERNAME", description="SASL user name (SASL_* protocols).")
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""), validation_alias="KAFKA_SASL_PASSWORD", description="SASL password (SASL_* protocols); never logged."
+    )
+    kafka_ssl_ca_file: str = Field(
+        "", validation_alias="KAFKA_SSL_CA_FILE", description="PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL); empty: the system's CAs."
+    )
+    kafka_ssl_cert_file: str = Field(
+        "", validation_alias="KAFKA_SSL_CERT_FILE", description="PEM client certificate for mutual TLS (SSL, SASL_SSL); empty: none."
+    )
+    kafka_ssl_key_file: str = Field("", validation_alias="KAFKA_SSL_KEY_FILE", description="PEM private key of KAFKA_SSL_CERT_FILE.")
+    kafka_ssl_key_password: SecretStr = Field(
+        SecretStr(""), validation_alias="KAFKA_SSL_KEY_PASSWORD", description="Password of KAFKA_SSL_KEY_FILE, if it is encrypted; never logged."
+    )
     namespace: str = Field(
         "segstream",
         validation_alias="SEGSTREAM_NAMESPACE",
@@ -42,10 +71,24 @@ class Settings(BaseSettings):
 
     collector_host: str = Field("127.0.0.1", validation_alias="SEGSTREAM_COLLECTOR_HOST", description="Collector listen address.")
     collector_port: int = Field(8088, validation_alias="SEGSTREAM_COLLECTOR_PORT", description="Collector listen port.")
-    write_keys: str = Field(
-        "",
+    write_keys: SecretStr = Field(
+        SecretStr(""),
         validation_alias="SEGSTREAM_WRITE_KEYS",
-        description="Comma-separated accepted write keys; empty accepts any non-empty key.",
+        description="Comma-separated write keys accepted besides those in Redis (`segstream keys add-write`), each `KEY` or `SOURCE:KEY`.",
+    )
+    open_collector: bool = Field(
+        True,
+        validation_alias="SEGSTREAM_OPEN_COLLECTOR",
+        description="While no write key exists at all (none here, none ever added in Redis), accept any non-empty key (development); false: refuse.",
+    )
+    rate_limit: float = Field(
+        5000.0,
+        ge=0,
+        validation_alias="SEGSTREAM_RATE_LIMIT",
+        description="Events per second one write key may send to one collector process (token bucket; not applied while the collector is open); 0: no limit.",
+    )
+    rate_burst: int = Field(
+        25000, ge=1, validation_alias="SEGSTREAM_RATE_BURST", description="Events one write key may send at once (the bucket's size)."
     )
     normalize: str = Field(
         DEFAULT_NORMALIZE,
@@ -66,6 +109,20 @@ class Settings(BaseSettings):
 
     api_host: str = Field("127.0.0.1", validation_alias="SEGSTREAM_API_HOST", description="Query API listen address.")
     api_port: int = Field(8089, validation_alias="SEGSTREAM_API_PORT", description="Query API listen port.")
+    api_keys: SecretStr = Field(
+        SecretStr(""),
+        validation_alias="SEGSTREAM_API_KEYS",
+        description="Comma-separated API keys accepted besides those in Redis (`segstream keys add-api`), each `NAME:SCOPE:KEY` or `NAME:SCOPE:sha256:HEX` (scope read or admin).",
+    )
+    api_key: SecretStr = Field(
+        SecretStr(""), validation_alias="SEGSTREAM_API_KEY", description="The API key the Python client (`stream.client.Client`) sends; never logged."
+    )
+    keys_refresh_s: float = Field(
+        1.0,
+        gt=0,
+        validation_alias="SEGSTREAM_KEYS_REFRESH",
+        description="Seconds between reloads of the keys in Redis by the collector and the API (how fast additions and revocations apply).",
+    )
 
     batch_max: int = Field(2000, ge=1, validation_alias="SEGSTREAM_BATCH_MAX", description="Most events a worker processes as one batch.")
     batch_within_s: float = Field(0.02, gt=0, validation_alias="SEGSTREAM_BATCH_WITHIN", description="Seconds a worker waits to fill a batch.")
@@ -118,6 +175,50 @@ class Settings(BaseSettings):
         parse_critical(value)
         return value
 
+    @field_validator("write_keys")
+    @classmethod
+    def _write_keys(cls, value: SecretStr) -> SecretStr:
+        parse_write_keys(value.get_secret_value())
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, value: SecretStr) -> SecretStr:
+        parse_api_keys(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> "Settings":
+        """SASL needs a user and password; a client certificate needs its key; named files must exist."""
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and reveal(self.kafka_sasl_password)
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        sasl_set = self.kafka_sasl_username or reveal(self.kafka_sasl_password)
+        if sasl_set and not self.kafka_security_protocol.startswith("SASL_"):
+            raise ValueError(
+                f"KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD have no effect with KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}: "
+                "set it to SASL_SSL (or SASL_PLAINTEXT), or unset them"
+            )
+        tls_set = self.kafka_ssl_ca_file or self.kafka_ssl_cert_file or self.kafka_ssl_key_file
+        if tls_set and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError(
+                f"KAFKA_SSL_* files have no effect with KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}: "
+                "set it to SSL or SASL_SSL, or unset them"
+            )
+        if bool(self.kafka_ssl_cert_file) != bool(self.kafka_ssl_key_file):
+            raise ValueError("KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together: set both for mutual TLS, or neither")
+        for name, path in (
+            ("KAFKA_SSL_CA_FILE", self.kafka_ssl_ca_file),
+            ("KAFKA_SSL_CERT_FILE", self.kafka_ssl_cert_file),
+            ("KAFKA_SSL_KEY_FILE", self.kafka_ssl_key_file),
+        ):
+            if path and not Path(path).is_file():
+                raise ValueError(f"{name}={path}: no such file")
+        return self
+
     @property
     def events_topic(self) -> str:
         return f"{self.namespace}.events"
@@ -150,9 +251,29 @@ class Settings(BaseSettings):
     def pii(self) -> tuple[str, ...]:
         return _names(self.pii_traits)
 
-    @cached_property
-    def accepted_write_keys(self) -> frozenset[str]:
-        return frozenset(k.strip() for k in self.write_keys.split(",") if k.strip())
+    @property
+    def static_keys(self) -> list[KeyRecord]:
+        """The write and API keys of ``SEGSTREAM_WRITE_KEYS`` and ``SEGSTREAM_API_KEYS`` (digests only)."""
+        return parse_write_keys(reveal(self.write_keys)) + parse_api_keys(reveal(self.api_keys))
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value in these settings, for masking in logs (:mod:`stream.auth.redact`)."""
+        return secret_values(self)
+
+
+def reveal(value: SecretStr | str) -> str:
+    """The plain text of a secret setting (also when a test set it as a plain ``str``)."""
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """The environment variables that make a child process use ``settings`` (secrets in clear: pass them only to children)."""
+    env = {}
+    for name, spec in Settings.model_fields.items():
+        value = getattr(settings, name)
+        env[str(spec.validation_alias)] = reveal(value) if isinstance(value, SecretStr) else str(value)
+    return env
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -160,5 +281,6 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Log to stderr at ``SEGSTREAM_LOG_LEVEL`` with timestamps and logger names."""
+    """Log to stderr at ``SEGSTREAM_LOG_LEVEL`` with timestamps and logger names, secrets masked."""
+    mask_secrets_in_logs(settings.secrets)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -5,30 +5,90 @@ an awaitable only when the broker acknowledged the record (``acks=all``) or
 definitively failed it. The idempotent producer is off on purpose: some
 Kafka-protocol brokers (Tansu) do not implement ``InitProducerId``; segstream's
 exactly-once effect is built on per-customer offsets in Redis instead.
+
+Every Kafka client segstream makes takes its connection settings from
+:func:`client_config` (librdkafka: producers, consumers, the admin client) or
+:func:`faust_credentials` (the worker's aiokafka clients), so
+``KAFKA_SECURITY_PROTOCOL``, SASL and TLS settings apply to all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from stream.config import Settings
+from stream.config import Settings, reveal
+
+if TYPE_CHECKING:
+    import faust
 
 
 class KafkaUnavailable(RuntimeError):
     """Kafka did not acknowledge a record in time; the caller must not report success."""
 
 
+def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """The librdkafka configuration of every client: bootstrap servers, security protocol, SASL and TLS.
+
+    >>> client_config(Settings(kafka_bootstrap="k:9092"))
+    {'bootstrap.servers': 'k:9092', 'security.protocol': 'PLAINTEXT'}
+    """
+    conf: dict[str, Any] = {"bootstrap.servers": settings.kafka_bootstrap, "security.protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        conf["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        conf["sasl.username"] = settings.kafka_sasl_username
+        conf["sasl.password"] = reveal(settings.kafka_sasl_password)
+    if settings.kafka_security_protocol.endswith("SSL"):
+        for name, value in (
+            ("ssl.ca.location", settings.kafka_ssl_ca_file),
+            ("ssl.certificate.location", settings.kafka_ssl_cert_file),
+            ("ssl.key.location", settings.kafka_ssl_key_file),
+            ("ssl.key.password", reveal(settings.kafka_ssl_key_password)),
+        ):
+            if value:
+                conf[name] = value
+    conf.update(extra)
+    return conf
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS context of the worker's aiokafka clients: the CA file (else the system's CAs) and the client certificate."""
+    context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_file or None)
+    if settings.kafka_ssl_cert_file:
+        context.load_cert_chain(
+            settings.kafka_ssl_cert_file, settings.kafka_ssl_key_file, reveal(settings.kafka_ssl_key_password) or None
+        )
+    return context
+
+
+def faust_credentials(settings: Settings) -> "faust.SASLCredentials | faust.SSLCredentials | None":
+    """The faust ``broker_credentials`` of the settings (``None`` for PLAINTEXT), the same as :func:`client_config`'s."""
+    import faust  # late: only the worker needs faust
+
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(ssl_context(settings))
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=reveal(settings.kafka_sasl_password),
+        mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=ssl_context(settings) if protocol == "SASL_SSL" else None,
+    )
+
+
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """The librdkafka configuration segstream produces with (murmur2 keys, like Java clients)."""
     conf: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap,
+        **client_config(settings),
         "acks": "all",
         "enable.idempotence": False,
         "partitioner": "murmur2_random",
@@ -103,8 +163,8 @@ def _settle(future: asyncio.Future[None], err: KafkaError | None) -> None:
 
 
 def admin(settings: Settings) -> AdminClient:
-    """An AdminClient for the configured bootstrap servers."""
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    """An AdminClient for the configured brokers (security settings included)."""
+    return AdminClient(client_config(settings))
 
 
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
@@ -149,9 +209,7 @@ def read_topic(settings: Settings, topic: str, offset: int, idle_s: float | None
     Kafka-protocol brokers (Tansu) report as the start of the last batch. Raises
     :class:`KafkaUnavailable` when the broker or the topic cannot be found.
     """
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{settings.namespace}-reader", "enable.auto.commit": False}
-    )
+    consumer = Consumer(client_config(settings, **{"group.id": f"{settings.namespace}-reader", "enable.auto.commit": False}))
     try:
         try:
             metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)

@@ -5,6 +5,11 @@ is reported and restarted after a backoff (1 s, doubling up to 30 s, reset once
 it stayed up for a minute): one crashed process must not take the engine down.
 SIGINT or SIGTERM stops the children (SIGTERM, then SIGKILL after 10 s) and
 returns. Local Kafka and Redis started on the way keep running afterwards.
+
+Before starting them it makes sure this machine has an admin API key for the
+query API (``<state dir>/<namespace>.api-key``, mode 0600; see
+:func:`stream.auth.manage.ensure_local_admin_key`) and prints how to use it,
+never the key itself.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import IO
 
+from redis.exceptions import RedisError
+
 from stream import services
+from stream.auth.manage import LocalAccess, ensure_local_admin_key
+from stream.auth.redact import redact_url
 from stream.config import Settings
 
 #: Child name -> its ``segstream`` arguments. ``rules`` deploys rules/ and redeploys it on every edit.
@@ -144,22 +153,45 @@ def _local_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def _banner(settings: Settings) -> str:
+def _banner(settings: Settings, access: LocalAccess | None) -> str:
     collector = _local_url(settings.collector_host, settings.collector_port)
     api = _local_url(settings.api_host, settings.api_port)
-    key = min(settings.accepted_write_keys, default="my-write-key")
-    return "\n".join(
-        [
-            f"segstream: collector (Segment HTTP API) on {collector}, query API on {api}",
-            f"segstream: Kafka {settings.kafka_bootstrap}, Redis {settings.redis_url}, rules from {settings.rules_dir}",
-            "segstream: send a first event and read it back:",
-            f"  curl -u {key}: -H 'Content-Type: application/json' \\",
-            """    -d '{"userId": "alice", "event": "Order Completed", "properties": {"revenue": 42}}' \\""",
-            f"    {collector}/v1/track",
-            f"  curl {api}/v1/customers/alice/segments",
-            "segstream: press Ctrl-C to stop",
-        ]
-    )
+    lines = [
+        f"segstream: collector (Segment HTTP API) on {collector}, query API on {api}",
+        f"segstream: Kafka {settings.kafka_bootstrap}, Redis {redact_url(settings.redis_url)}, rules from {settings.rules_dir}",
+    ]
+    if access is None:
+        lines.append("segstream: no API key could be ensured (Redis did not answer): `segstream keys add-api NAME --scope admin`")
+        key_file = "<your API key file>"
+    else:
+        state = "created" if access.created else "kept"
+        lines.append(f"segstream: admin API key for this machine {state} in {access.key_file} (mode 0600)")
+        key_file = str(access.key_file)
+    if access is not None and access.write_keys:
+        write_key = "$WRITE_KEY"
+        lines.append("segstream: the collector requires a write key (`segstream keys add-write SOURCE` creates one)")
+    else:
+        write_key = "my-write-key"
+        lines.append("segstream: no write key exists, so the collector accepts any (`segstream keys add-write SOURCE` closes it)")
+    lines += [
+        "segstream: send a first event and read it back:",
+        f"  curl -u {write_key}: -H 'Content-Type: application/json' \\",
+        """    -d '{"userId": "alice", "event": "Order Completed", "properties": {"revenue": 42}}' \\""",
+        f"    {collector}/v1/track",
+        f"  export SEGSTREAM_API_KEY=$(cat {key_file})",
+        f"""  curl -H "Authorization: Bearer $SEGSTREAM_API_KEY" {api}/v1/customers/alice/segments""",
+        "segstream: press Ctrl-C to stop",
+    ]
+    return "\n".join(lines)
+
+
+def _local_access(settings: Settings) -> LocalAccess | None:
+    """The local admin API key, ensured; ``None`` (reported) when Redis does not answer."""
+    try:
+        return ensure_local_admin_key(settings)
+    except (RedisError, OSError) as exc:
+        print(f"segstream run: cannot ensure a local API key in Redis at {redact_url(settings.redis_url)} ({exc})", file=sys.stderr)
+        return None
 
 
 def run_all(settings: Settings, start_services: bool) -> int:
@@ -183,7 +215,7 @@ def run_all(settings: Settings, start_services: bool) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         children = [Child(name, [sys.executable, "-m", "stream.cli", *args]) for name, args in CHILDREN.items()]
-        _emit(_banner(settings))
+        _emit(_banner(settings, _local_access(settings)))
         supervise(children, stop)
     finally:
         for sig, handler in previous.items():

@@ -10,16 +10,23 @@ sends ``text/plain`` to skip the CORS preflight), optionally ``Content-Encoding:
   "integrations"}``; the batch's ``context``/``integrations`` fill in each event's.
 
 The write key is the HTTP Basic username (``curl -u KEY:``), else ``writeKey`` in
-the body. With ``SEGSTREAM_WRITE_KEYS`` set only those keys are accepted; left
-empty (development) any non-empty key is.
+the body. Accepted: the active write keys in Redis (``segstream keys add-write
+SOURCE``, re-read every ``SEGSTREAM_KEYS_REFRESH`` s) and those of
+``SEGSTREAM_WRITE_KEYS``. While no write key exists at all (and
+``SEGSTREAM_OPEN_COLLECTOR`` is true, the default) any non-empty key is accepted,
+for development. Each write key may send ``SEGSTREAM_RATE_LIMIT`` events/s
+(bucket ``SEGSTREAM_RATE_BURST``) to this process; over that: 429 with
+``Retry-After`` (see :mod:`stream.auth`). An open collector limits nobody.
 
 Answers, like Segment's: ``200 {"success": true}`` once Kafka acknowledged every
 event; ``400`` for bad JSON or gzip and for refused events, listing each as
 ``{"index", "field", "message"}`` while the good events of the request are still
 accepted (``"accepted": n``); ``401`` without a valid write key; ``413`` for a body
-over 500 KB; ``503`` when Kafka does not acknowledge (SDKs retry 5xx). Error bodies
-also carry ``code`` and ``message``, which the Segment SDKs show in their errors.
-``GET /stats`` serves the counters, ``GET /health`` answers ``{"status": "ok"}``.
+over 500 KB; ``429`` over the key's rate limit; ``503`` when Kafka does not
+acknowledge or the keys could not be read yet (SDKs retry 429 and 5xx). Error
+bodies also carry ``code`` and ``message``, which the Segment SDKs show in their
+errors. ``GET /stats`` serves the counters (to a query-API key of scope read,
+``Authorization: Bearer``), ``GET /health`` answers ``{"status": "ok"}``.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 import sys
 import time
 import zlib
@@ -38,12 +46,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+import redis.asyncio as aioredis
 from aiohttp import web
 from confluent_kafka import KafkaException
 
+from stream.auth.access import api_access, write_access
+from stream.auth.credentials import KeyRecord, KeySet
+from stream.auth.errors import AccessDenied
+from stream.auth.keystore import KeyRing, keyring
+from stream.auth.ratelimit import RateLimiter
+from stream.auth.redact import redact_url
 from stream.config import DEFAULT_NORMALIZE, Settings, configure_logging
 from stream.ingest.events import BATCH, MAX_REQUEST_BYTES, Outcome, Record, normalise
 from stream.ingest.normalize import NormalizationError, Normalizer, load_normalization
+from stream.ingest.openapi import openapi_route
 from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics
 
 log = logging.getLogger("stream.collector")
@@ -70,6 +86,8 @@ PATHS = {
 RETRY_AFTER_S = 5
 #: Seconds one attempt at creating the topics may take, and between attempts while Kafka is down.
 TOPICS_TIMEOUT_S = 5.0
+#: Seconds to wait for Redis (the keys) to connect or answer.
+REDIS_TIMEOUT_S = 2.0
 
 UNAVAILABLE = "event store unavailable, retry"
 _SUCCESS = orjson.dumps({"success": True})
@@ -88,13 +106,15 @@ class EventSink(Protocol):
 
 
 class Refused(Exception):
-    """A request refused as a whole: its HTTP ``status``, counter ``reason`` and what to do."""
+    """A request refused as a whole: its HTTP ``status``, counter ``reason``, what to do, and the ``events`` it held."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, headers: dict[str, str] | None = None, events: int = 0) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
+        self.headers = headers
+        self.events = events
 
 
 @dataclass
@@ -103,15 +123,17 @@ class Stats:
 
     requests: int = 0
     accepted: Counter[str] = field(default_factory=Counter)
+    sources: Counter[str] = field(default_factory=Counter)
     rejected_events: Counter[str] = field(default_factory=Counter)
     rejected_requests: Counter[str] = field(default_factory=Counter)
     normalization: Counter[str] = field(default_factory=Counter)
 
     def public(self) -> dict[str, Any]:
-        """The counters as JSON: accepted events by type, refused events and requests by reason."""
+        """The counters as JSON: accepted events by type and by source, refused events and requests by reason."""
         return {
             "requests": self.requests,
             "accepted": dict(self.accepted),
+            "sources": dict(self.sources),
             "rejected_events": dict(self.rejected_events),
             "rejected_requests": dict(self.rejected_requests),
             "normalization_notes": dict(self.normalization),
@@ -119,24 +141,42 @@ class Stats:
 
 
 STATS = web.AppKey("stats", Stats)
+KEYS = web.AppKey("keys", KeyRing)
 
 
-def create_app(settings: Settings, producer: EventSink, normalizer: Normalizer | None = None) -> web.Application:
+@dataclass
+class Gate:
+    """Who may send events: the key ring, whether an empty one lets anybody in, and the rate limiter."""
+
+    keys: KeyRing
+    open_when_empty: bool
+    limiter: RateLimiter
+
+
+def create_app(
+    settings: Settings, producer: EventSink, normalizer: Normalizer | None = None, keys: KeyRing | None = None
+) -> web.Application:
     """The collector's aiohttp application, producing accepted events with ``producer``.
 
     With ``normalizer`` every accepted event is normalized before it is produced
-    (see :mod:`stream.ingest.normalize`). Serve it with ``web.run_app`` or
+    (see :mod:`stream.ingest.normalize`). ``keys`` are the write (and, for
+    ``/stats``, API) keys accepted, re-read while the app runs; default: those of
+    the environment only. Serve it with ``web.run_app`` or
     ``aiohttp.test_utils.TestServer``; the caller owns ``producer`` and closes it.
     """
     # Bodies are decompressed here, not by aiohttp, to answer bad gzip and
     # oversized bodies like Segment does.
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, handler_args={"auto_decompress": False})
     stats = app[STATS] = Stats()
+    ring = app[KEYS] = keys if keys is not None else KeyRing(settings.static_keys)
+    gate = Gate(ring, settings.open_collector, RateLimiter(settings.rate_limit, settings.rate_burst))
+    app.cleanup_ctx.append(lambda _app: ring.serving())
     for path, kind in PATHS.items():
-        app.router.add_post(f"/v1/{path}", partial(_collect, settings, producer, stats, normalizer, kind))
+        app.router.add_post(f"/v1/{path}", partial(_collect, settings, producer, stats, normalizer, gate, kind))
         app.router.add_route("OPTIONS", f"/v1/{path}", _preflight)
     app.router.add_get("/health", _health)
     app.router.add_get("/stats", _stats)
+    app.router.add_get("/openapi.json", openapi_route(PATHS))
     app.on_response_prepare.append(_allow_origin)
     return app
 
@@ -154,19 +194,24 @@ def run(settings: Settings) -> int:
         print(f"segstream collector: refusing to start, the normalization file is invalid:\n{exc}", file=sys.stderr)
         return 2
     producer = AsyncProducer(settings)
-    app = create_app(settings, producer, normalizer)
+    redis_client = aioredis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
+    )
+    app = create_app(settings, producer, normalizer, keyring(settings, redis_client, partial(_announce, settings)))
     app.cleanup_ctx.append(partial(_topics, settings))
 
     async def close(_: web.Application) -> None:
         producer.close()
+        await redis_client.aclose()
 
     app.on_cleanup.append(close)
     log.info(
-        "collector on http://%s:%d/v1/ writing to %s at %s",
+        "collector on http://%s:%d/v1/ writing to %s at %s, write keys from %s",
         settings.collector_host,
         settings.collector_port,
         settings.events_topic,
         settings.kafka_bootstrap,
+        redact_url(settings.redis_url),
     )
     web.run_app(app, host=settings.collector_host, port=settings.collector_port, access_log=None, print=None)
     return 0
@@ -193,18 +238,27 @@ def _normalized(normalizer: Normalizer, outcome: Outcome, stats: Stats) -> None:
 
 
 async def _collect(
-    settings: Settings, producer: EventSink, stats: Stats, normalizer: Normalizer | None, kind: str, request: web.Request
+    settings: Settings,
+    producer: EventSink,
+    stats: Stats,
+    normalizer: Normalizer | None,
+    gate: Gate,
+    kind: str,
+    request: web.Request,
 ) -> web.StreamResponse:
     received_at = time.time_ns() // 1_000_000
     stats.requests += 1
     try:
         data = await _body(request)
         body = _json_object(data)
-        _authorise(request, body, settings.accepted_write_keys)
+        key = _authorise(request, body, gate)
+        _limit(gate.limiter, key, _event_count(body, kind))
     except Refused as exc:
         stats.rejected_requests[exc.reason] += 1
+        if exc.events:
+            stats.rejected_events[exc.reason] += exc.events
         log.info("refused a request to %s from %s: %s", request.path, request.remote, exc.message)
-        return _failure(exc.status, exc.reason, exc.message)
+        return _failure(exc.status, exc.reason, exc.message, headers=exc.headers)
     outcome = normalise(body, kind, received_at, len(data))
     if normalizer is not None:
         _normalized(normalizer, outcome, stats)
@@ -219,6 +273,7 @@ async def _collect(
             retry = {"Retry-After": str(RETRY_AFTER_S)}
             return _failure(503, "kafka_unavailable", UNAVAILABLE, extra={"error": UNAVAILABLE}, headers=retry)
         stats.accepted.update(r.type for r in outcome.records)
+        stats.sources[key.name] += len(outcome.records)
     if not outcome.errors:
         return web.Response(body=_SUCCESS, content_type="application/json")
     _count_refused(stats, outcome)
@@ -275,17 +330,42 @@ def _json_object(data: bytes) -> dict[str, Any]:
     return body
 
 
-def _authorise(request: web.Request, body: dict[str, Any], accepted: frozenset[str]) -> None:
+def _authorise(request: web.Request, body: dict[str, Any], gate: Gate) -> KeyRecord:
+    """The record of the request's write key (Basic username, else ``writeKey``), else :class:`Refused`."""
     key = _basic_username(request.headers.get("Authorization")) or body.get("writeKey")
-    if not key or not isinstance(key, str):
+    try:
+        return write_access(gate.keys.keys, gate.keys.loaded, gate.open_when_empty, key if isinstance(key, str) else None)
+    except AccessDenied as exc:
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
+        raise Refused(exc.status, exc.reason, exc.message, headers) from None
+
+
+def _event_count(body: dict[str, Any], kind: str) -> int:
+    """How many events a request holds (what the rate limit counts)."""
+    if kind != BATCH:
+        return 1
+    batch = body.get("batch")
+    return max(len(batch), 1) if isinstance(batch, list) else 1
+
+
+def _limit(limiter: RateLimiter, key: KeyRecord, events: int) -> None:
+    """Charge ``events`` to the key's bucket, else :class:`Refused` 429 saying when to retry.
+
+    Keys of an open collector are not limited: anybody can send under a new one.
+    """
+    if key.origin == "open":
+        return
+    wait = limiter.admit(key.id, events)
+    if wait > 0:
+        retry = max(1, math.ceil(wait))
         raise Refused(
-            401,
-            "unauthorized",
-            "missing write key: send it as the Basic auth username with an empty password (curl -u KEY:) "
-            "or as \"writeKey\" in the body",
+            429,
+            "rate_limited",
+            f"write key ...{key.last4} of source {key.name!r} is over its rate limit of {limiter.rate:g} events/s "
+            f"(burst {limiter.burst}): retry after {retry} s",
+            {"Retry-After": str(retry)},
+            events,
         )
-    if accepted and key not in accepted:
-        raise Refused(401, "unauthorized", "unknown write key: use one of those in SEGSTREAM_WRITE_KEYS")
 
 
 def _basic_username(header: str | None) -> str | None:
@@ -299,7 +379,7 @@ def _basic_username(header: str | None) -> str | None:
         return base64.b64decode(credentials.strip(), validate=True).decode().partition(":")[0]
     except ValueError:  # bad base64 or UTF-8 too
         raise Refused(
-            401, "unauthorized", "Authorization must be Basic auth: the write key as username, the password empty"
+            401, "bad_authorization", "Authorization must be Basic auth: the write key as username, the password empty"
         ) from None
 
 
@@ -330,7 +410,27 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _stats(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATS].public())
+    stats, ring = request.app[STATS], request.app[KEYS]
+    try:
+        api_access(ring.keys, ring.loaded, request.headers.get("Authorization"), "read", "GET /stats")
+    except AccessDenied as exc:
+        stats.rejected_requests[exc.reason] += 1
+        return _failure(exc.status, exc.reason, exc.message, headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+    return web.json_response(stats.public())
+
+
+def _announce(settings: Settings, keys: KeySet) -> None:
+    """Log which write keys are in force whenever they change, loudly when the collector is open."""
+    if keys.any_of("write"):
+        active = [r for r in keys.records if r.kind == "write" and r.active]
+        log.info("write keys in force: %d, of sources %s", len(active), ", ".join(sorted({r.name for r in active})) or "none")
+    elif settings.open_collector:
+        log.warning(
+            "the collector is OPEN: no write key exists (SEGSTREAM_WRITE_KEYS is empty, none in Redis), so any non-empty "
+            "key is accepted. `segstream keys add-write SOURCE` creates one and closes it (SEGSTREAM_OPEN_COLLECTOR=false refuses all)"
+        )
+    else:
+        log.warning("no write key exists and SEGSTREAM_OPEN_COLLECTOR=false: every event is refused until `segstream keys add-write SOURCE`")
 
 
 async def _topics(settings: Settings, app: web.Application) -> AsyncIterator[None]:

@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from stream.config import Settings, configure_logging
-from stream.kafka import KafkaUnavailable, ensure_topics, topic_id
+from stream.kafka import KafkaUnavailable, client_config, ensure_topics, topic_id
 from stream.models.learner import Learner
 from stream.models.records import TrainingRecord
 from stream.rules import RuleError, RuleSet
@@ -81,11 +81,7 @@ class Trainer:
         """Learn and snapshot until ``stop`` is set."""
         assert self.state is not None
         consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "group.id": f"{self.settings.namespace}-trainer",
-                "enable.auto.commit": False,
-            }
+            client_config(self.settings, **{"group.id": f"{self.settings.namespace}-trainer", "enable.auto.commit": False})
         )
         consumer.assign([TopicPartition(self.settings.training_topic, 0, self.state.offset)])
         learned, last_save = 0, time.monotonic()

@@ -1,12 +1,17 @@
 """The query API (``segstream api``): profiles, memberships, segments and their members.
 
-Read-only JSON over the Redis state the worker maintains (key layout in
+JSON over the Redis state the worker maintains (key layout in
 :mod:`stream.state.keys`). Every error is ``{"error": "..."}`` with its status.
+
+Every endpoint but ``/health`` needs an API key, ``Authorization: Bearer <key>``:
+scope read for the reads (and ``/metrics``), scope admin for forgetting a
+customer and deploying rules (``ADMIN_ENDPOINTS``). 401 without a valid key, 403
+with too weak a scope (:mod:`stream.auth`).
 
 =====================================  ==============================================================
 ``GET /health``                        ``{"status": "ok"}``; 503 when Redis does not answer a PING
 ``GET /v1/customers/{id}``             the profile (:meth:`stream.state.profile.Profile.public`)
-``DELETE /v1/customers/{id}``          forget the customer (``?suppress=true``: and drop later events); 202
+``DELETE /v1/customers/{id}``          forget the customer (``?suppress=true``: and drop later events); 202; admin
 ``GET /v1/customers/{id}/segments``    ``{"customer_id", "segments": [{"segment", "entered_at"}]}``
 ``GET /v1/segments``                   ``{"segments": [{"name", "description", "members", "source"}]}``
 ``GET /v1/segments/{name}/members``    ``{"segment", "members", "next_cursor"}``; query ``cursor``
@@ -15,6 +20,7 @@ Read-only JSON over the Redis state the worker maintains (key layout in
 ``GET /v1/customers/{id}/segments/{s}/explain``  why the customer is (not) in segment s: the rule tree
                                        with each condition's verdict, values, events and deadline
 ``GET /v1/rules``                      the deployed rule version, its segments and backfill progress
+``POST /v1/rules``                     deploy ``{"files": {"name.yaml": "<YAML>"}}`` (validated first); admin
 ``GET /v1/stats``                      the worker's counters, ``{name: int}``
 ``GET /v1/models``                     the newest model snapshot: versions, quality report, clusters
 ``GET /metrics``                       Prometheus text: counters and model quality gauges
@@ -29,21 +35,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from redis.exceptions import RedisError
 
+from stream.auth.access import api_access
+from stream.auth.errors import AccessDenied
+from stream.auth.keystore import KeyRing, keyring
 from stream.config import Settings, configure_logging
 from stream.rules import RuleError, Segment
-from stream.state.rulestore import RuleWatcher, open_rules
+from stream.rules.loader import RULE_FILE_PATTERNS
+from stream.state.rulestore import RuleWatcher, deploy, open_rules
 from stream.kafka import AsyncProducer, KafkaUnavailable
 from stream.models.report import metrics_lines
 from stream.output.deletions import forget_request
+from stream.serving.openapi import openapi_route
 from stream.state import keys, modelstore
 from stream.state.profile import Profile, iso, now_ms
 
@@ -55,6 +68,10 @@ ENDPOINTS = (
     "/health, /v1/customers/{id}[/segments[/{segment}/explain]], /v1/segments[/{name}/members], /v1/rules, /v1/stats, "
     "/v1/models, /metrics"
 )
+#: Paths anybody may call, without an API key.
+PUBLIC_PATHS = frozenset({"/health"})
+#: Endpoints (method, route) that need an API key of scope admin; every other one needs scope read.
+ADMIN_ENDPOINTS = frozenset({("DELETE", "/v1/customers/{id}"), ("POST", "/v1/rules")})
 #: Longest chain of identity merges a lookup follows.
 MAX_REDIRECTS = 8
 #: Content type of the Prometheus text exposition format.
@@ -66,9 +83,10 @@ REDIS_TIMEOUT_S = 5.0
 class _HttpError(Exception):
     """An error answer: status and a message telling the caller what went wrong."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -81,7 +99,7 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     try:
         return await handler(request)
     except _HttpError as exc:
-        return _json({"error": str(exc)}, exc.status)
+        return _json({"error": str(exc)}, exc.status, headers=exc.headers)
     except web.HTTPMethodNotAllowed as exc:
         allowed = ", ".join(sorted(exc.allowed_methods))
         message = f"method {request.method} is not allowed on {request.path}; use {allowed}"
@@ -92,6 +110,30 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return _json({"error": exc.reason}, exc.status)
     except RedisError as exc:
         return _json({"error": f"Redis is unavailable ({exc}); retry once it answers again"}, 503)
+
+
+def _authenticate(ring: KeyRing) -> Middleware:
+    """Middleware: the request's bearer key must exist, be active and have the scope its endpoint needs."""
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS:
+            return await handler(request)
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else request.path
+        needed = "admin" if (request.method, route) in ADMIN_ENDPOINTS else "read"
+        try:
+            key = api_access(ring.keys, ring.loaded, request.headers.get("Authorization"), needed, f"{request.method} {route}")
+        except AccessDenied as exc:
+            log.info("refused %s %s from %s: %s", request.method, route, request.remote, exc.reason)
+            challenge = {401: 'Bearer realm="segstream"', 403: 'Bearer realm="segstream", error="insufficient_scope"'}
+            headers = {"WWW-Authenticate": challenge[exc.status]} if exc.status in challenge else None
+            raise _HttpError(exc.status, exc.message, headers) from None
+        if needed == "admin":
+            log.info("API key %r (%s) calls %s %s", key.name, key.id, request.method, route)
+        return await handler(request)
+
+    return authenticate
 
 
 class EventSink(Protocol):
@@ -105,6 +147,7 @@ class _Handlers:
 
     def __init__(self, settings: Settings, redis: aioredis.Redis, rules: RuleWatcher, producer: EventSink | None) -> None:
         self.ns = settings.namespace
+        self.state_dir = settings.state_dir
         self.redis = redis
         self.rules = rules
         self.rules_partitions = settings.partitions
@@ -198,6 +241,30 @@ class _Handlers:
             }
         )
 
+    async def deploy_rules(self, request: web.Request) -> web.Response:
+        """Validate and deploy ``{"files": {name: YAML text}}``, like ``segstream rules deploy``."""
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            raise _HttpError(400, f"body is not valid JSON: {exc}") from None
+        files = body.get("files") if isinstance(body, dict) else None
+        if not isinstance(files, dict) or not files or not all(isinstance(t, str) for t in files.values()):
+            raise _HttpError(400, 'body must be {"files": {"<name>.yaml": "<rule file text>", ...}} with at least one file')
+        for name in files:
+            plain = Path(name).name == name and "\0" not in name and len(name.encode()) <= 255  # what a file system takes
+            if not plain or not any(Path(name).match(p) for p in RULE_FILE_PATTERNS):
+                raise _HttpError(400, f"file name {name[:80]!r} must be a plain name (at most 255 bytes) ending in .yaml or .yml")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.state_dir, prefix="deploy-") as tmp:
+            for name, text in files.items():
+                (Path(tmp) / name).write_text(text, encoding="utf-8")
+            try:
+                ruleset, changed = await deploy(self.redis, self.ns, Path(tmp), now_ms())
+            except RuleError as exc:
+                raise _HttpError(400, f"not deployed: {str(exc).replace(tmp + '/', '')}") from None
+        log.info("deployed rules version %s over HTTP (changed: %s)", ruleset.version, changed)
+        return _json({"version": ruleset.version, "deployed": changed, "segments": sorted(ruleset.segments)})
+
     async def stats(self, request: web.Request) -> web.Response:
         counters = await self.redis.hgetall(keys.stats(self.ns))
         return _json({name.decode(): int(value) for name, value in counters.items()})
@@ -278,15 +345,23 @@ def _limit(raw: str | None) -> int:
 
 
 def create_app(
-    settings: Settings, redis_client: aioredis.Redis, rules: RuleWatcher, producer: EventSink | None = None
+    settings: Settings,
+    redis_client: aioredis.Redis,
+    rules: RuleWatcher,
+    producer: EventSink | None = None,
+    keys: KeyRing | None = None,
 ) -> web.Application:
     """The API as an aiohttp application; ``redis_client`` must use ``decode_responses=False``.
 
-    ``producer`` writes forget requests (without it ``DELETE`` answers 503). The caller
-    owns ``redis_client`` and ``producer`` and closes them.
+    ``producer`` writes forget requests (without it ``DELETE`` answers 503).
+    ``keys``: the API keys accepted; default: the environment's and the
+    namespace's in Redis, re-read every ``SEGSTREAM_KEYS_REFRESH`` s while the app
+    runs. The caller owns ``redis_client`` and ``producer`` and closes them.
     """
     h = _Handlers(settings, redis_client, rules, producer)
-    app = web.Application(middlewares=[_json_errors])
+    ring = keys if keys is not None else keyring(settings, redis_client)
+    app = web.Application(middlewares=[_json_errors, _authenticate(ring)])
+    app.cleanup_ctx.append(lambda _app: ring.serving())
     app.router.add_get("/health", h.health)
     # ``[^/]+`` rather than aiohttp's default, which refuses braces inside ids.
     app.router.add_get("/v1/customers/{id:[^/]+}", h.customer)
@@ -296,9 +371,11 @@ def create_app(
     app.router.add_get("/v1/segments/{name:[^/]+}/members", h.members)
     app.router.add_get("/v1/customers/{id:[^/]+}/segments/{segment:[^/]+}/explain", h.explain)
     app.router.add_get("/v1/rules", h.rules_status)
+    app.router.add_post("/v1/rules", h.deploy_rules)
     app.router.add_get("/v1/stats", h.stats)
     app.router.add_get("/v1/models", h.models)
     app.router.add_get("/metrics", h.metrics)
+    app.router.add_get("/openapi.json", openapi_route(DEFAULT_LIMIT, MAX_LIMIT))
     return app
 
 

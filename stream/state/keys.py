@@ -30,6 +30,9 @@ key                             type    content
 ``ns:models:{m}:state``         string  the trainer's state: learner and training-topic offset (pickle)
 ``ns:models:{m}:info``          string  quality report and versions (orjson), for the API and CLI
 ``ns:models:{m}:lease``         string  id of the one trainer allowed to run (expires)
+``ns:auth``                     hash    key id -> write or API key record (orjson: kind, source
+                                        or name, scope, sha256 digest, last 4, created,
+                                        revoked), see ``stream.auth.keystore``
 ==============================  ======  ===================================================
 """
 
@@ -102,3 +105,8 @@ def backfill(ns: str, version: str) -> str:
 def models(ns: str, part: str) -> str:
     """A key of the model trainer (``version``, ``snapshot``, ``state``, ``info``, ``lease``), one hash slot for all."""
     return f"{ns}:models:{{m}}:{part}"
+
+
+def auth(ns: str) -> str:
+    """Hash of the write and API keys (digests only), by key id."""
+    return f"{ns}:auth"

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from stream.config import Settings, configure_logging
 from stream.enrich import EnrichmentError
-from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics, topic_id
+from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics, faust_credentials, topic_id
 from stream.models.lifecycle import Modelling
 from stream.models.snapshot import Snapshot
 from stream.rules import RuleError, RuleSet
@@ -104,6 +104,7 @@ def faust_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        broker_credentials=faust_credentials(settings),
         datadir=str(settings.state_dir / "faust"),
     )
 

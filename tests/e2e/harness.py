@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,11 +17,15 @@ from typing import Any, Callable
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from stream.config import Settings
+from stream.config import Settings, environment, reveal
+from stream.kafka import client_config
 from stream.state.profile import iso, now_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
+#: The admin API key of this test session: every e2e namespace's processes accept it (``SEGSTREAM_API_KEYS``),
+#: and the session's ``SEGSTREAM_API_KEY`` is set to it, so ``stream.client.Client()`` sends it.
+E2E_API_KEY = "ssak_e2e" + secrets.token_hex(16)
 
 
 def free_port() -> int:
@@ -32,9 +37,7 @@ def free_port() -> int:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Environment variables that make a child process use ``settings``."""
-    env = dict(os.environ)
-    for name, spec in Settings.model_fields.items():
-        env[str(spec.validation_alias)] = str(getattr(settings, name))
+    env = {**os.environ, **environment(settings)}
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -104,6 +107,11 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     wait_until(lambda: urllib.request.urlopen(url, timeout=2).status == 200, timeout, f"{url} to answer")
 
 
+def api_headers(settings: Settings) -> dict[str, str]:
+    """The ``Authorization`` header with the API key of ``settings`` (``SEGSTREAM_API_KEY``)."""
+    return {"Authorization": f"Bearer {reveal(settings.api_key)}"}
+
+
 def http_json(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """One HTTP request with a JSON body; returns (status, decoded JSON body)."""
     data = orjson.dumps(body) if body is not None else None
@@ -115,13 +123,34 @@ def http_json(method: str, url: str, body: Any = None, headers: dict[str, str] |
         return err.code, orjson.loads(err.read() or b"null")
 
 
+def tls_files(directory: Path) -> dict[str, str]:
+    """A throw-away CA and, signed by it, a server certificate for 127.0.0.1 and a client certificate (PEM paths).
+
+    Keys: ``ca``, ``server_cert``, ``server_key``, ``client_cert``, ``client_key``.
+    """
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test-ca")
+    for name, subject, extra in (("server", "/CN=127.0.0.1", ["-addext", "subjectAltName=IP:127.0.0.1"]), ("client", "/CN=client", [])):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, *extra)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", f"{name}.pem",
+                "-days", "2", "-copy_extensions", "copy")
+    return {
+        "ca": str(directory / "ca.pem"),
+        "server_cert": str(directory / "server.pem"),
+        "server_key": str(directory / "server.key"),
+        "client_cert": str(directory / "client.pem"),
+        "client_key": str(directory / "client.key"),
+    }
+
+
 class TopicReader:
     """Reads every record of a topic from the beginning, without a consumer group."""
 
     def __init__(self, settings: Settings, topic: str, partitions: int | None = None) -> None:
-        self.consumer = Consumer(
-            {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"reader-{topic}", "enable.auto.commit": False}
-        )
+        self.consumer = Consumer(client_config(settings, **{"group.id": f"reader-{topic}", "enable.auto.commit": False}))
         count = settings.partitions if partitions is None else partitions
         self.consumer.assign([TopicPartition(topic, p, 0) for p in range(count)])
         self.records: list[dict[str, Any]] = []
@@ -154,7 +183,7 @@ def track(customer: str, event: str, **fields: Any) -> dict[str, Any]:
 
 def produce(settings: Settings, topic: str, records: list[tuple[bytes, dict[str, Any] | bytes]]) -> None:
     """Produce ``(key, record or raw value)`` pairs to ``topic`` with murmur2 keys, as the collector does."""
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "partitioner": "murmur2_random"})
+    producer = Producer(client_config(settings, partitioner="murmur2_random"))
     for key, value in records:
         producer.produce(topic, key=key, value=value if isinstance(value, bytes) else orjson.dumps(value))
         producer.poll(0)

@@ -15,7 +15,7 @@ from segment.analytics.request import APIError
 
 from stream.config import Settings
 from stream.state.profile import parse_time
-from tests.e2e.harness import Proc, TopicReader, free_port, http_json, wait_http, wait_until
+from tests.e2e.harness import Proc, TopicReader, api_headers, free_port, http_json, wait_http, wait_until
 
 WRITE_KEY = "e2e-write-key"
 AUTH = {"Authorization": "Basic ZTJlLXdyaXRlLWtleTo="}  # base64("e2e-write-key:")
@@ -100,7 +100,7 @@ def test_sdk_with_unknown_write_key_gets_401(collector: str) -> None:
     assert refused.value.status == 401 and "unknown write key" in refused.value.message
 
 
-def test_malformed_event_gets_400_naming_the_field(collector: str, reader: TopicReader) -> None:
+def test_malformed_event_gets_400_naming_the_field(collector: str, reader: TopicReader, settings: Settings) -> None:
     body = {"batch": [{"type": "track", "userId": "u", "properties": {}}, {"type": "track", "userId": "u", "event": "Ok"}]}
     status, payload = http_json("POST", f"{collector}/v1/batch", body, AUTH)
     assert status == 400
@@ -108,7 +108,7 @@ def test_malformed_event_gets_400_naming_the_field(collector: str, reader: Topic
     assert [(e["index"], e["field"]) for e in payload["errors"]] == [(0, "batch[0].event")]
     ((key, value),) = keyed_records(reader, 1)
     assert (key, value["event"]) == (b"u", "Ok")
-    status, stats = http_json("GET", f"{collector}/stats")
+    status, stats = http_json("GET", f"{collector}/stats", headers=api_headers(settings))
     assert stats["rejected_events"] == {"invalid_field": 1} and stats["accepted"] == {"track": 1}
 
 
@@ -137,7 +137,7 @@ def test_kafka_unreachable_gets_503(settings: Settings) -> None:
         with pytest.raises(APIError) as refused:
             Client(WRITE_KEY, host=url, sync_mode=True).track("u", "E")
         assert refused.value.status == 503
-        status, stats = http_json("GET", f"{url}/stats")
+        status, stats = http_json("GET", f"{url}/stats", headers=api_headers(down))
         assert stats["accepted"] == {} and stats["rejected_requests"] == {"kafka_unavailable": 2}
         assert proc.popen is not None and proc.popen.poll() is None, proc.log()
     finally:

@@ -15,7 +15,7 @@ from stream.config import Settings
 from stream.state import keys
 from stream.state.profile import Profile
 from tests.e2e.engine import Engine, settings_with_rules
-from tests.e2e.harness import ROOT, TopicReader, http_json, produce, settings_env, track, wait_until
+from tests.e2e.harness import ROOT, TopicReader, api_headers, http_json, produce, settings_env, track, wait_until
 
 RULES = "segments:\n  - name: buyers\n    condition: {event: Order Completed, within: 1d}\n"
 
@@ -33,7 +33,7 @@ def test_forget_exits_segments_erases_data_publishes_deletions_and_suppresses(ba
         changes = TopicReader(settings, settings.changes_topic)
         changes.wait_for(lambda r: of(r, "entered") == set(people), 30, "all entered buyers")
 
-        status, body = http_json("DELETE", f"{eng.api_url}/v1/customers/gone-api?suppress=true")
+        status, body = http_json("DELETE", f"{eng.api_url}/v1/customers/gone-api?suppress=true", headers=api_headers(settings))
         assert (status, body["status"], body["suppress"]) == (202, "accepted", True)
         cli = subprocess.run(
             [sys.executable, "-m", "stream.cli", "forget", "gone-cli"], env=settings_env(settings), cwd=ROOT, capture_output=True, text=True, timeout=60
@@ -52,9 +52,9 @@ def test_forget_exits_segments_erases_data_publishes_deletions_and_suppresses(ba
             tombstone = Profile.from_bytes(client.hget(keys.profile(settings.namespace, customer), "s"))
             assert (tombstone.traits, tombstone.history, tombstone.counts, tombstone.memberships) == ({}, [], {}, {})
             assert client.zscore(keys.segment(settings.namespace, "buyers"), customer) is None
-            status, body = http_json("GET", f"{eng.api_url}/v1/customers/{customer}")
+            status, body = http_json("GET", f"{eng.api_url}/v1/customers/{customer}", headers=api_headers(settings))
             assert status == 404 and "forgotten" in body["error"]
-        assert http_json("GET", f"{eng.api_url}/v1/customers/kept")[0] == 200
+        assert http_json("GET", f"{eng.api_url}/v1/customers/kept", headers=api_headers(settings))[0] == 200
 
         # Later events: suppressed for gone-api, a fresh start for gone-cli (seq continues, ids stay unique).
         produce(settings, settings.events_topic, [(c.encode(), track(c, "Order Completed")) for c in ("gone-api", "gone-cli")])
@@ -63,7 +63,7 @@ def test_forget_exits_segments_erases_data_publishes_deletions_and_suppresses(ba
         again = [r for r in records if r["customer_id"] == "gone-cli" and r["change"] == "entered"]
         assert [r["seq"] for r in again] == [1, 3]
         assert not [r for r in records if r["customer_id"] == "gone-api" and r["seq"] > 2]
-        assert http_json("GET", f"{eng.api_url}/v1/customers/gone-api")[0] == 404
+        assert http_json("GET", f"{eng.api_url}/v1/customers/gone-api", headers=api_headers(settings))[0] == 404
         # Missing-data monitoring: none of the 5 orders carried properties.revenue.
         assert eng.stat("missing:Order Completed:properties.revenue") == 5
         changes.close()

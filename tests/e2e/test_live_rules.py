@@ -13,7 +13,7 @@ from pathlib import Path
 from stream.client import Client
 from stream.config import Settings
 from tests.e2e.engine import Engine, settings_with_rules
-from tests.e2e.harness import ROOT, TopicReader, http_json, produce, settings_env, track, wait_until
+from tests.e2e.harness import ROOT, TopicReader, api_headers, http_json, produce, settings_env, track, wait_until
 
 def send(settings: Settings, events: list[tuple[str, str]]) -> None:
     """Produce (customer, event name) tracks straight to the events topic, keyed by customer."""
@@ -58,7 +58,7 @@ def test_deployed_rule_is_backfilled_and_removed_rule_exits_its_members(base_set
         )
         api = Client(eng.api_url)
         wait_until(lambda: [s["name"] for s in api.segments()] == ["viewers"], 10, "the API on the new rules")
-        status, body = http_json("GET", f"{eng.api_url}/v1/rules")
+        status, body = http_json("GET", f"{eng.api_url}/v1/rules", headers=api_headers(settings))
         assert status == 200 and body["segments"] == ["viewers"]
         assert body["backfill"]["partitions_done"] == list(range(settings.partitions))
         assert sorted(api.members("viewers")) == sorted(viewers)

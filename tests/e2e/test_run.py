@@ -11,7 +11,7 @@ from pathlib import Path
 
 from stream.config import Settings
 from tests.e2e.conftest import make_settings
-from tests.e2e.harness import ARTIFACTS, ROOT, http_json, settings_env, wait_http, wait_until
+from tests.e2e.harness import ARTIFACTS, ROOT, api_headers, http_json, settings_env, wait_http, wait_until
 
 
 def test_segstream_run_serves_events_to_memberships_and_follows_rule_edits(
@@ -19,7 +19,7 @@ def test_segstream_run_serves_events_to_memberships_and_follows_rule_edits(
 ) -> None:
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
-    settings = make_settings(base_settings, rules_dir=rules)
+    settings = make_settings(base_settings, rules_dir=rules, state_dir=tmp_path / "state")
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / f"{settings.namespace}-run.log", "wb")
     proc = subprocess.Popen(
@@ -39,7 +39,7 @@ def test_segstream_run_serves_events_to_memberships_and_follows_rule_edits(
         def entered() -> bool:
             status, _ = http_json("POST", f"{collector}/v1/track", {"userId": "zoe", "event": "Order Completed"}, auth)
             assert status == 200
-            status, body = http_json("GET", f"{api}/v1/customers/zoe/segments")
+            status, body = http_json("GET", f"{api}/v1/customers/zoe/segments", headers=api_headers(settings))
             return status == 200 and "recent_buyers" in [s["segment"] for s in body["segments"]]
 
         wait_until(entered, 90, "zoe in recent_buyers through `segstream run`", interval=2)
@@ -50,10 +50,15 @@ def test_segstream_run_serves_events_to_memberships_and_follows_rule_edits(
         )
 
         def backfilled() -> bool:
-            status, body = http_json("GET", f"{api}/v1/customers/zoe/segments")
+            status, body = http_json("GET", f"{api}/v1/customers/zoe/segments", headers=api_headers(settings))
             return "any_order" in [s["segment"] for s in body["segments"]]
 
         wait_until(backfilled, 60, "the edited rules deployed and backfilled")
+
+        # The admin key `segstream run` keeps for this machine works, and was never printed.
+        local_key = (tmp_path / "state" / f"{settings.namespace}.api-key").read_text().strip()
+        status, body = http_json("GET", f"{api}/v1/stats", headers={"Authorization": f"Bearer {local_key}"})
+        assert status == 200, body
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)
@@ -63,3 +68,5 @@ def test_segstream_run_serves_events_to_memberships_and_follows_rule_edits(
     prefixes = {line.split("|")[0].strip() for line in output.splitlines() if "|" in line}
     assert {"collector", "worker", "api", "rules"} <= prefixes  # every child ran, its output relayed
     assert "deployed" in output and "stopped" in output
+    assert f"export SEGSTREAM_API_KEY=$(cat {tmp_path / 'state' / settings.namespace}.api-key)" in output
+    assert local_key not in output

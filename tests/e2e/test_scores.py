@@ -14,7 +14,7 @@ from pathlib import Path
 from stream.config import Settings
 from stream.state.profile import parse_time
 from tests.e2e.engine import Engine, settings_with_rules
-from tests.e2e.harness import ROOT, Proc, TopicReader, http_json, produce, settings_env, track, wait_until
+from tests.e2e.harness import ROOT, Proc, TopicReader, api_headers, http_json, produce, settings_env, track, wait_until
 
 RULES = """
 scores:
@@ -87,7 +87,7 @@ def test_trainer_learns_scores_reach_profiles_and_resume_is_exactly_once(base_se
         # Round 2 events are scored with the snapshot: the churn score exists, so "scored" holds.
         reader = TopicReader(settings, settings.changes_topic)
         reader.wait_for(lambda r: set(of(r, "scored", "entered")) == set(customers), 60, f"scored entered; {eng.worker_log()}")
-        status, profile = http_json("GET", f"{eng.api_url}/v1/customers/m0")
+        status, profile = http_json("GET", f"{eng.api_url}/v1/customers/m0", headers=api_headers(settings))
         assert status == 200
         churn = profile["scores"]["churn"]
         assert 0 <= churn["value"] <= 1 and churn["model_version"] >= 10
@@ -108,7 +108,7 @@ def test_trainer_learns_scores_reach_profiles_and_resume_is_exactly_once(base_se
 
         info = models(eng)
         assert info["report"]["churn"]["examples"] >= 30
-        status, text = http_text(f"{eng.api_url}/metrics")
+        status, text = http_text(f"{eng.api_url}/metrics", api_headers(settings))
         assert status == 200 and 'segstream_model_examples{model="churn"}' in text
         cli = subprocess.run(
             [sys.executable, "-m", "stream.cli", "models"], env=settings_env(settings), cwd=ROOT, capture_output=True, text=True, timeout=60
@@ -120,7 +120,7 @@ def test_trainer_learns_scores_reach_profiles_and_resume_is_exactly_once(base_se
 
 
 def models(eng: Engine) -> dict | None:
-    status, body = http_json("GET", f"{eng.api_url}/v1/models")
+    status, body = http_json("GET", f"{eng.api_url}/v1/models", headers=api_headers(eng.settings))
     return body if status == 200 else None
 
 
@@ -129,8 +129,8 @@ def learned(info: dict | None) -> int:
     return sum(report.get(kind, {}).get("examples", 0) for kind in ("churn", "purchase_propensity", "ltv"))
 
 
-def http_text(url: str) -> tuple[int, str]:
+def http_text(url: str, headers: dict[str, str]) -> tuple[int, str]:
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=10) as response:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
         return response.status, response.read().decode()

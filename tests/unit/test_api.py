@@ -28,6 +28,10 @@ from stream.state.profile import Event, Profile, iso
 from tests.e2e.harness import free_port, http_json, wait_until
 
 NS = "t"
+#: API keys the test settings accept: scope admin and scope read.
+ADMIN_KEY, READ_KEY = "ak-admin-unit-test", "ak-read-unit-test"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+READ = {"Authorization": f"Bearer {READ_KEY}"}
 T1, T2 = 1_700_000_000_000, 1_700_000_500_000
 ALICE = Profile(
     "alice",
@@ -121,7 +125,13 @@ def settings(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settin
     r.zadd(keys.segment(NS, "odd"), dict.fromkeys(ODD_IDS, 0))
     r.zadd(keys.segment(NS, "ghost"), {"alice": 0})  # in Redis, but not in the rules
     r.hset(keys.stats(NS), mapping={"events": 12, "changes": 3, "dead_letter:invalid": 1})
-    return Settings(redis_url=redis_url, namespace=NS, rules_dir=rules_dir)
+    return Settings(
+        redis_url=redis_url,
+        namespace=NS,
+        rules_dir=rules_dir,
+        state_dir=tmp_path_factory.mktemp("state"),
+        api_keys=f"ops:admin:{ADMIN_KEY},dash:read:{READ_KEY}",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +141,9 @@ def api(settings: Settings) -> Iterator[str]:
         yield url
 
 
-def get(url: str) -> tuple[int, Any]:
-    return http_json("GET", url)
+def get(url: str, headers: dict[str, str] = READ) -> tuple[int, Any]:
+    """GET ``url`` with an API key (default: scope read)."""
+    return http_json("GET", url, headers=headers)
 
 
 def by_bytes(ids: list[str]) -> list[str]:
@@ -246,12 +257,12 @@ def test_stats(api: str) -> None:
 
 @pytest.mark.parametrize("method, path", [("POST", "/v1/stats"), ("DELETE", "/v1/segments"), ("PUT", "/health")])
 def test_wrong_method_is_405(api: str, method: str, path: str) -> None:
-    status, body = http_json(method, f"{api}{path}", body={})
+    status, body = http_json(method, f"{api}{path}", body={}, headers=READ)
     assert status == 405 and "use GET" in body["error"]
 
 
 def test_forget_without_a_producer_says_what_to_use(api: str) -> None:
-    status, body = http_json("DELETE", f"{api}/v1/customers/alice")
+    status, body = http_json("DELETE", f"{api}/v1/customers/alice", headers=ADMIN)
     assert status == 503 and "segstream forget" in body["error"]
 
 

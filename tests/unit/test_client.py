@@ -8,13 +8,13 @@ from stream.client import Client, NotFound, SegstreamError, select_changes
 from stream.output.changes import Change
 from stream.state.profile import iso
 from tests.e2e.harness import free_port
-from tests.unit.test_api import ALICE, ALICE_PUBLIC, BUYERS, ODD_IDS, T1, T2, by_bytes
+from tests.unit.test_api import ALICE, ALICE_PUBLIC, BUYERS, ODD_IDS, READ_KEY, T1, T2, by_bytes
 from tests.unit.test_api import api, redis_url, settings  # noqa: F401 - fixtures shared with the API tests
 
 
 @pytest.fixture(scope="module")
 def client(api: str) -> Client:  # noqa: F811
-    return Client(api, timeout=5)
+    return Client(api, timeout=5, api_key=READ_KEY)
 
 
 def test_customer(client: Client) -> None:

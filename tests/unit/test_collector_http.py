@@ -18,10 +18,13 @@ from stream.config import Settings
 from stream.ingest.collector import PATHS, UNAVAILABLE, create_app
 from stream.ingest.events import BATCH, MAX_EVENT_BYTES, MAX_REQUEST_BYTES
 from stream.ingest.normalize import Normalizer, load_normalization
+from stream.auth.keystore import KeyRing
 from stream.kafka import KafkaUnavailable
 
 KEY = "wk-test"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
+#: An API key of scope read: ``GET /stats`` needs one.
+READ_KEY = "ak-reader-test"
 TRACK = {"userId": "alice", "event": "Signed Up", "properties": {"plan": "pro"}}
 
 
@@ -45,12 +48,20 @@ class FakeProducer:
 Scenario = Callable[[TestClient, FakeProducer], Awaitable[None]]
 
 
-def serve(scenario: Scenario, write_keys: str = "", down: bool = False, normalizer: Normalizer | None = None) -> None:
-    """Run ``scenario`` against a collector app served on a loopback port."""
+def serve(
+    scenario: Scenario,
+    write_keys: str = "",
+    down: bool = False,
+    normalizer: Normalizer | None = None,
+    keys: KeyRing | None = None,
+    **settings: Any,
+) -> None:
+    """Run ``scenario`` against a collector app served on a loopback port (``settings``: more Settings fields)."""
 
     async def main() -> None:
         producer = FakeProducer(down)
-        app = create_app(Settings(write_keys=write_keys, namespace="unit"), producer, normalizer)
+        configured = Settings(write_keys=write_keys, namespace="unit", api_keys=f"reader:read:{READ_KEY}", **settings)
+        app = create_app(configured, producer, normalizer, keys)
         async with TestClient(TestServer(app)) as client:
             await scenario(client, producer)
 
@@ -67,7 +78,9 @@ async def answer(response: ClientResponse) -> tuple[int, Any]:
 
 
 async def stats(client: TestClient) -> dict[str, Any]:
-    return orjson.loads(await (await client.get("/stats")).read())
+    response = await client.get("/stats", headers={"Authorization": f"Bearer {READ_KEY}"})
+    assert response.status == 200, await response.text()
+    return orjson.loads(await response.read())
 
 
 def test_track_with_basic_auth_is_produced_keyed_by_user() -> None:
@@ -80,6 +93,7 @@ def test_track_with_basic_auth_is_produced_keyed_by_user() -> None:
         assert await stats(client) == {
             "requests": 1,
             "accepted": {"track": 1},
+            "sources": {"open": 1},
             "rejected_events": {},
             "rejected_requests": {},
             "normalization_notes": {},
@@ -100,22 +114,24 @@ def test_write_key_in_body_and_text_plain_like_analytics_js() -> None:
 
 
 @pytest.mark.parametrize(
-    ("headers", "body", "says"),
+    ("headers", "body", "says", "reason"),
     [
-        ({}, TRACK, "missing write key"),
-        ({}, {**TRACK, "writeKey": ""}, "missing write key"),
-        ({"Authorization": "Basic " + base64.b64encode(b"other:").decode()}, TRACK, "unknown write key"),
-        ({}, {**TRACK, "writeKey": "other"}, "unknown write key"),
-        ({"Authorization": "Bearer abc"}, TRACK, "Basic auth"),
-        ({"Authorization": "Basic %%%"}, TRACK, "Basic auth"),
+        ({}, TRACK, "missing write key", "missing_write_key"),
+        ({}, {**TRACK, "writeKey": ""}, "missing write key", "missing_write_key"),
+        ({"Authorization": "Basic " + base64.b64encode(b"other:").decode()}, TRACK, "unknown write key", "unknown_write_key"),
+        ({}, {**TRACK, "writeKey": "other"}, "unknown write key", "unknown_write_key"),
+        ({}, {**TRACK, "writeKey": READ_KEY}, "that is an API key", "unknown_write_key"),
+        ({"Authorization": "Bearer abc"}, TRACK, "Basic auth", "bad_authorization"),
+        ({"Authorization": "Basic %%%"}, TRACK, "Basic auth", "bad_authorization"),
     ],
 )
-def test_refused_write_keys_get_401(headers: dict[str, str], body: dict[str, Any], says: str) -> None:
+def test_refused_write_keys_get_401(headers: dict[str, str], body: dict[str, Any], says: str, reason: str) -> None:
     async def scenario(client: TestClient, producer: FakeProducer) -> None:
         status, payload = await answer(await post(client, "/v1/track", body, headers))
         assert status == 401 and payload["success"] is False and says in payload["message"]
+        assert payload["code"] == reason
         assert producer.records == []
-        assert (await stats(client))["rejected_requests"] == {"unauthorized": 1}
+        assert (await stats(client))["rejected_requests"] == {reason: 1}
 
     serve(scenario, write_keys=f"{KEY},spare")
 
