@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Make sure the system packages segstream needs are present: Python's venv module
-# and redis-server. Installs the missing ones with apt-get when running as root,
-# otherwise says which command to run. Used by `make install`.
+# Make sure the system packages segstream needs are present: Python's venv module,
+# redis-server and redis-tools (redis-benchmark). Installs the missing ones with
+# apt-get when running as root, otherwise says which command to run. Used by `make install`.
 set -euo pipefail
 
 PYTHON="${1:-python3}"
@@ -14,6 +14,10 @@ if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
 fi
 if ! command -v redis-server >/dev/null 2>&1 && [[ ! -x /usr/bin/redis-server ]]; then
   missing+=(redis-server)
+fi
+# redis-benchmark, for the Redis ceiling of `segstream bench` (redis-server usually pulls it in).
+if ! command -v redis-benchmark >/dev/null 2>&1 && [[ ! -x /usr/bin/redis-benchmark ]]; then
+  missing+=(redis-tools)
 fi
 
 if [[ ${#missing[@]} -eq 0 ]]; then
