@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -31,17 +31,17 @@ STANDARD_PROPERTIES = frozenset(
 BEHAVIOUR_TYPES = frozenset({"track", "page", "screen"})
 
 
-@dataclass(slots=True)
-class Event:
-    """One history entry: event time, event name and the kept properties.
+class Event(NamedTuple):
+    """One history entry: event time, event name and the kept properties (never mutated).
 
     Track events are named by their ``event``; page and screen calls are named
     ``page`` and ``screen`` and keep their ``name``/``category`` as properties.
+    A tuple, so the thousands a worker decodes per batch are built in C.
     """
 
     ts: int
     name: str
-    props: dict[str, Any] = field(default_factory=dict)
+    props: dict[str, Any] = {}
 
 
 @dataclass
@@ -86,6 +86,8 @@ class Profile:
     consent: dict[str, bool] = field(default_factory=dict)
     #: What a missing trait is read as by rules and features (``models.imputation``: constants, population medians).
     imputed: dict[str, Any] = field(default_factory=dict)
+    #: The rule set version every segment was last evaluated under (then only segments an event touches are re-evaluated).
+    evaluated: str | None = None
 
     def to_bytes(self) -> bytes:
         """Serialise for Redis (compact orjson; history as ``[ts, name, props]`` triples)."""
@@ -122,7 +124,7 @@ class Profile:
             revenue=d["r"],
             first_seen=d["fs"],
             last_seen=d["ls"],
-            history=[Event(h[0], h[1], h[2] if len(h) > 2 else {}) for h in d["h"]],
+            history=[history_entry(h) for h in d["h"]],
             memberships=d["m"],
             seq=d["q"],
             applied=d["a"],
@@ -154,6 +156,13 @@ class Profile:
         }
 
 
+def history_entry(entry: list[Any]) -> Event:
+    """A history entry from its stored ``[ts, name]`` or ``[ts, name, props]``."""
+    return _new_event(Event, entry if len(entry) == 3 else (entry[0], entry[1], {}))
+
+
+_new_event = tuple.__new__
+
 #: Profile fields serialised only when set: short key -> attribute.
 _OPTIONAL = {
     "g": "groups",
@@ -170,6 +179,7 @@ _OPTIONAL = {
     "mg": "merged_into",
     "cn": "consent",
     "im": "imputed",
+    "ev": "evaluated",
 }
 
 #: How long (event time) a ``messageId`` is remembered: a second event with the same id within it is a duplicate.

@@ -35,11 +35,16 @@ class Verdict:
 class TwoViewsIn3s:
     """'hot': 2+ 'View' events in the last 3 s (window edge: ts + 3000 is out)."""
 
-    def evaluate(self, profile: Profile, now: int) -> dict[str, Verdict]:
+    version = "two-views"
+
+    def evaluate(self, profile: Profile, now: int, only: frozenset[str] | None = None) -> dict[str, Verdict]:
         inside = [e.ts for e in profile.history if e.name == "View" and now - WINDOW < e.ts <= now]
         holds = len(inside) >= 2
         deadline = inside[-2] + WINDOW if holds else None
         return {"hot": Verdict(holds, f"views in 3s = {len(inside)}", deadline)}
+
+    def affected(self, record: dict[str, Any]) -> frozenset[str] | None:
+        return None  # every record may change 'hot'
 
     def group(self, customer_id: str, segment: str) -> str | None:
         return None
