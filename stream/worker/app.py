@@ -177,7 +177,8 @@ def build(settings: Settings) -> faust.App:
         initial.version,
         policy_settings(settings),
     )
-    store = ProfileStore(client, settings.namespace)
+    # The batch pipelines bound each round trip themselves (see ProfileStore).
+    store = ProfileStore(client, settings.namespace, aioredis.Redis.from_url(settings.redis_url, socket_timeout=None))
     producer = AsyncProducer(settings)
     runner = enrichment(settings)
     queue = EnrichmentQueue(settings, runner, producer, store) if runner is not None else None
