@@ -11,6 +11,7 @@ from stream.state.profile import (
     event_time,
     first_delivery,
     iso,
+    message_key,
     parse_time,
     revenue_of,
     trim_history,
@@ -95,7 +96,7 @@ def test_a_message_id_is_applied_once_within_the_dedup_window() -> None:
     assert first_delivery(profile, {"type": "track", "event": "X"}, 1_000)  # no messageId: always new
     policy = HistoryPolicy(horizon_ms=0, max_events=10)
     trim_history(profile, 1_000 + DEDUP_WINDOW_MS - 1, policy)
-    assert profile.seen == {"m-1": 1_000}
+    assert profile.seen == {message_key("m-1"): 1_000} and len(message_key("m-1")) == 12
     trim_history(profile, 1_000 + DEDUP_WINDOW_MS, policy)  # window over: forgotten
     assert profile.seen == {} and first_delivery(profile, record, 2_000 + DEDUP_WINDOW_MS)
 
