@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import bisect
 import hashlib
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -266,7 +267,7 @@ def revenue_of(props: dict[str, Any]) -> float:
     """Revenue carried by an event, as Segment's e-commerce spec names it (``revenue``, else ``total``)."""
     for key in ("revenue", "total"):
         value = props.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
     return 0.0
 
@@ -298,7 +299,9 @@ def apply_event(profile: Profile, record: dict[str, Any], ts: int, policy: Histo
     profile.counts[name] = profile.counts.get(name, 0) + 1
     if ts > profile.last.get(name, ts - 1):
         profile.last[name] = ts
-    profile.revenue += revenue_of(props)
+    total = profile.revenue + revenue_of(props)
+    if math.isfinite(total):  # 1e308 twice would overflow: such an amount is not counted
+        profile.revenue = total
     kept = {k: v for k, v in props.items() if k in policy.properties and _scalar(v)}
     bisect.insort(profile.history, Event(ts, name, kept), key=lambda e: e.ts)
 

@@ -185,15 +185,23 @@ class ProfileStore:
         scores = [int(row[0][1]) for row in rows if row]
         return min(scores) if scores else None
 
-    async def confirm_published(self, entries: Sequence[Outbound], partitions: dict[str, int]) -> None:
-        """After Kafka acknowledged ``entries``: update member sets, then clear outbox entries and markers."""
+    async def confirm_published(
+        self, entries: Sequence[Outbound], partitions: dict[str, int], memberships: Mapping[str, Iterable[str]] | None = None
+    ) -> None:
+        """After Kafka acknowledged ``entries``: update member sets, then clear outbox entries and markers.
+
+        Republished entries (recovery) may be older than changes already applied: then
+        ``memberships`` (customer id -> the segments its profile is in now) decides each
+        member set, not the change.
+        """
         if not entries:
             return
         changes = [e for e in entries if isinstance(e, Change)]
+        current = {cid: set(names) for cid, names in memberships.items()} if memberships is not None else None
         pipe = self._pipeline()
         for ch in changes:
             key = keys.segment(self.ns, ch.segment)
-            if ch.change == "entered":
+            if ch.segment in current[ch.customer_id] if current is not None else ch.change == "entered":
                 pipe.zadd(key, {ch.customer_id: 0})
             else:
                 pipe.zrem(key, ch.customer_id)

@@ -108,3 +108,10 @@ def test_dedup_memory_is_capped_to_the_newest_ids() -> None:
     trim_history(profile, 20, HistoryPolicy(horizon_ms=0, max_events=5))
     assert sorted(profile.seen.values()) == [15, 16, 17, 18, 19]
     assert Profile.from_bytes(profile.to_bytes()).seen == profile.seen
+
+
+def test_revenue_stays_finite() -> None:
+    profile = Profile("c")
+    for amount in (1e308, 1e308, float("inf"), 5.0):
+        apply_event(profile, {"type": "track", "event": "Order Completed", "properties": {"revenue": amount}}, 1_000, POLICY)
+    assert profile.revenue == 1e308 and Profile.from_bytes(profile.to_bytes()).revenue == 1e308
