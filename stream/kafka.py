@@ -120,37 +120,53 @@ class AsyncProducer:
         while not self._stop.is_set():
             self._producer.poll(0.05)
 
-    def send_nowait(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[None]:
-        """Queue one record; the returned future resolves on acknowledgement."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-
-        def delivered(err: KafkaError | None, _msg: Any) -> None:
-            loop.call_soon_threadsafe(_settle, future, err)
-
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=delivered)
-                return future
-            except BufferError:
-                # Local queue full: let the delivery thread drain it, then retry.
-                self._producer.poll(0.01)
-
     async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Produce one record and wait for the broker's acknowledgement."""
-        await self.send_nowait(topic, key, value)
+        await self._produce([(topic, key, value)])
 
     async def send_many(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
         """Produce records in order and wait until all are acknowledged."""
-        futures = [self.send_nowait(t, k, v) for t, k, v in records]
-        if futures:
-            await asyncio.gather(*futures)
+        batch = list(records)
+        if batch:
+            await self._produce(batch)
+
+    def _produce(self, records: list[tuple[str, bytes | None, bytes]]) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        acks = _Acks(loop, future, len(records))
+        for topic, key, value in records:
+            while True:
+                try:
+                    self._producer.produce(topic, value=value, key=key, on_delivery=acks)
+                    break
+                except BufferError:
+                    # Local queue full: let the delivery thread drain it, then retry.
+                    self._producer.poll(0.01)
+        return future
 
     def close(self, timeout: float = 5.0) -> None:
         """Flush what is queued and stop the delivery thread."""
         self._producer.flush(timeout)
         self._stop.set()
         self._thread.join(timeout)
+
+
+class _Acks:
+    """The delivery callback of a batch of records: wakes the event loop once, when all are
+    acknowledged or the first one failed (not once per record)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], count: int) -> None:
+        self.loop, self.future, self.remaining = loop, future, count
+        self.lock = threading.Lock()  # callbacks may run on the delivery thread and in produce()'s poll
+
+    def __call__(self, err: KafkaError | None, _msg: Any) -> None:
+        with self.lock:
+            self.remaining -= 1
+            wake = err is not None or self.remaining == 0
+            if err is not None:
+                self.remaining = -1  # settled by this failure; later acknowledgements change nothing
+        if wake:
+            self.loop.call_soon_threadsafe(_settle, self.future, err)
 
 
 def _settle(future: asyncio.Future[None], err: KafkaError | None) -> None:

@@ -76,16 +76,18 @@ def decide(
     verdicts: Mapping[str, VerdictLike],
     now: int,
     group: Callable[[str, str], str | None] | None = None,
+    complete: bool = True,
 ) -> list[Change]:
     """Compare verdicts with the profile's memberships; update them and return the changes.
 
     Each change takes the next per-customer ``seq`` and, for segments with a
-    holdout, the customer's ``group(customer_id, segment)``. Segments the profile
-    is in but that have no verdict (removed from the rules) are exited.
+    holdout, the customer's ``group(customer_id, segment)``. With ``complete``
+    verdicts, segments the profile is in but that have no verdict (removed from
+    the rules) are exited; otherwise only the segments with a verdict are decided.
     """
     changes: list[Change] = []
     memberships = profile.memberships
-    for name in sorted(verdicts.keys() | memberships.keys()):
+    for name in sorted(verdicts.keys() | memberships.keys() if complete else verdicts.keys()):
         verdict = verdicts.get(name)
         holds = verdict is not None and verdict.holds
         if holds == (name in memberships):

@@ -20,6 +20,8 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 UNITS_MS = {"w": 604_800_000, "d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1_000, "ms": 1}
 _PART = re.compile(r"(\d+)(ms|w|d|h|m|s)")
 _SHAPE = re.compile(r"(?:\d+(?:ms|w|d|h|m|s))+")
+#: The longest duration a rule may use: deadlines stay far inside 64-bit epoch milliseconds.
+MAX_DURATION_MS = 5218 * UNITS_MS["w"]
 _EXPECTED = "expected a duration like '24h'"
 _UNITS = "units ms, s, m, h, d, w, combined as in '1h30m'; a bare integer is seconds"
 
@@ -40,6 +42,8 @@ def parse_duration(value: Any) -> int:
         raise ValueError(f"{_EXPECTED}, got {value!r} ({_UNITS})")
     if ms <= 0:
         raise ValueError(f"a duration must be longer than 0, got {value!r}")
+    if ms > MAX_DURATION_MS:
+        raise ValueError(f"a duration must be at most 100 years (5218w), got {value!r}")
     return ms
 
 

@@ -24,12 +24,14 @@ from pydantic import Field, PrivateAttr, field_validator
 from stream.models import config  # a module: stream.models.config imports stream.rules
 from stream.rules.conditions import Condition
 from stream.rules.errors import RuleError
+from stream.rules.filters import ANY_EVENT
 from stream.rules.holdout import holdout_group
 from stream.rules.model import ConditionModel, NamedRule
 from stream.rules.references import check_segment_name
 from stream.rules.scores import PointTable, ScoreCondition, ScoreDefinition, add_points, check_known_score, value_at
+from stream.rules.traits import TraitReader
 from stream.rules.verdict import Verdict
-from stream.state.profile import STANDARD_PROPERTIES, HistoryPolicy, Profile
+from stream.state.profile import BEHAVIOUR_TYPES, STANDARD_PROPERTIES, HistoryPolicy, Profile, history_name
 
 
 class Segment(NamedRule):
@@ -140,6 +142,8 @@ class RuleSet:
     version: str = field(init=False)
     _conditions: tuple[tuple[str, ConditionModel], ...] = field(init=False, repr=False)
     _points: PointTable = field(init=False, repr=False)
+    _affected: dict[str, frozenset[str]] = field(init=False, repr=False)
+    _by_any: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         errors = unknown_scores(self.segments, self.scores)
@@ -149,12 +153,46 @@ class RuleSet:
         self.version = _version(self)
         self._conditions = tuple((name, self.segments[name].condition) for name in evaluation_order(self.segments))
         self._points = PointTable.build(self.scores)
+        self._affected, self._by_any = self._triggers()
 
-    def evaluate(self, profile: Profile, now: int) -> dict[str, Verdict]:
-        """Every segment's verdict for ``profile`` at ``now`` (epoch ms), by segment name."""
+    def _triggers(self) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+        """Per event name, the segments an event of that name can change (with the segments they refer to);
+        and those any event can change."""
+        imputes = self.models is not None and bool(self.models.imputation)
+        reads: dict[str, set[str]] = {}
+        needs: dict[str, set[str]] = {}
+        for name, condition in self._conditions:  # referenced segments come first
+            names = condition.event_names()
+            if imputes and any(isinstance(node, TraitReader) and node.reads_traits() for node in condition.walk()):
+                names.add(ANY_EVENT)
+            refs = condition.segments()
+            reads[name] = names.union(*(reads[r] for r in refs))
+            needs[name] = {name}.union(*(needs[r] for r in refs))
+
+        def closed(event: str) -> frozenset[str]:
+            return frozenset().union(*(needs[s] for s, names in reads.items() if event in names or ANY_EVENT in names))
+
+        events = set().union(*reads.values()) - {ANY_EVENT}
+        return {event: closed(event) for event in events}, closed(ANY_EVENT)
+
+    def affected(self, record: Mapping[str, Any]) -> frozenset[str] | None:
+        """The segments whose verdict applying ``record`` can change, or ``None`` when it may change any.
+
+        Only behavioural records (track, page, screen) without consent are narrowed: the
+        verdicts of the other segments stand until their deadline (see ``stream.worker.step``).
+        """
+        context = record.get("context")
+        if record.get("type") not in BEHAVIOUR_TYPES or (isinstance(context, dict) and "consent" in context):
+            return None
+        return self._affected.get(history_name(record), self._by_any)
+
+    def evaluate(self, profile: Profile, now: int, only: frozenset[str] | None = None) -> dict[str, Verdict]:
+        """The verdict of every segment (or of those in ``only``) for ``profile`` at ``now`` (epoch ms), by name."""
         verdicts: dict[str, Verdict] = {}
         denied = profile.consent and {p for p, granted in profile.consent.items() if not granted}
         for name, condition in self._conditions:
+            if only is not None and name not in only:
+                continue
             purpose = self.segments[name].purpose
             if denied and purpose is not None and purpose.lower() in denied:
                 verdicts[name] = Verdict(False, f"no consent for {purpose.lower()}")

@@ -336,3 +336,6 @@ class ScoreCondition(ValueTest, ConditionModel):
 
     def scores(self) -> set[str]:
         return {self.score}
+
+    def event_names(self) -> set[str]:
+        return {ANY_EVENT}  # declared scores earn points from events, model scores are rescored on every event

@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 
 from pydantic import field_validator
 
-from stream.rules.computed import PREFIX, computed_trait
+from stream.rules.computed import COUNT_PREFIX, PREFIX, computed_trait
+from stream.rules.filters import ANY_EVENT
 from stream.rules.model import ConditionModel, RuleModel
 from stream.rules.operators import ValueTest, show
 from stream.rules.verdict import NO_VERDICTS, Verdict
@@ -61,6 +62,16 @@ class TraitReader(RuleModel):
             return value
 
         return read
+
+    def event_names(self) -> set[str]:
+        """``$count.E`` reads ``E``; ``$revenue``/``$first_seen``/``$last_seen`` read every event; a trait none."""
+        if self.trait.startswith(COUNT_PREFIX):
+            return {self.trait[len(COUNT_PREFIX) :]}
+        return {ANY_EVENT} if self.trait.startswith(PREFIX) else set()
+
+    def reads_traits(self) -> bool:
+        """Whether this reads a profile trait (which a missing value's imputation can change on any event)."""
+        return not self.trait.startswith(PREFIX)
 
 
 class TraitCondition(TraitReader, ValueTest, ConditionModel):

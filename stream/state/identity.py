@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from stream.state.profile import Event, Profile, clear, iso
+from stream.state.profile import Profile, clear, history_entry, iso
 
 MERGE_OUT = "merge_out"
 MERGE_IN = "merge_in"
@@ -113,7 +113,7 @@ def combine(profile: Profile, source: str, state: dict[str, Any]) -> None:
     for attr, pick in (("first_seen", min), ("last_seen", max)):
         theirs, ours = state.get(attr), getattr(profile, attr)
         setattr(profile, attr, theirs if ours is None else ours if theirs is None else pick(ours, theirs))
-    history = profile.history + [Event(h[0], h[1], h[2] if len(h) > 2 else {}) for h in state.get("history") or []]
+    history = profile.history + [history_entry(h) for h in state.get("history") or []]
     profile.history = sorted(history, key=lambda e: e.ts)
     for name, at in (state.get("last") or {}).items():
         profile.last[name] = max(at, profile.last.get(name, at))

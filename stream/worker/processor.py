@@ -286,7 +286,10 @@ class Processor:
                 gone = [m for m, e in zip(markers, entries) if e is None]
                 await self.store.drop_markers(partition, gone)
                 found.sort(key=lambda e: (e.customer_id, 0, e.seq, "") if isinstance(e, Change) else (e.customer_id, 1, 0, e.field))
-                await self._publish(found, {e.customer_id: partition for e in found})
+                # Newer changes of these customers may be applied already: member sets follow the profiles.
+                profiles = await self.store.load(sorted({e.customer_id for e in found}))
+                now_in = {cid: list(entry.profile.memberships) for cid, entry in profiles.items()}
+                await self._publish(found, {e.customer_id: partition for e in found}, now_in)
                 published += len(found)
         if published:
             log.warning("republished %d outbox entries decided before a crash", published)
@@ -346,7 +349,9 @@ class Processor:
                 fresh.append(item)
         return fresh
 
-    async def _publish(self, entries: list[Outbound], partitions: dict[str, int]) -> None:
+    async def _publish(
+        self, entries: list[Outbound], partitions: dict[str, int], memberships: dict[str, list[str]] | None = None
+    ) -> None:
         if not entries:
             return
         topics = {
@@ -363,7 +368,7 @@ class Processor:
             # Decided entries stay in the outbox; recovery publishes them later.
             log.error("could not publish %d outbox entries (kept in the outbox): %s", len(entries), exc)
             return
-        await self.store.confirm_published(entries, partitions)
+        await self.store.confirm_published(entries, partitions, memberships)
 
     async def dead_letter(self, dead: list[tuple[Message, Rejected]]) -> None:
         """Write rejected messages to the dead-letter topic with their reasons, and count them."""

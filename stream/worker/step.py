@@ -44,7 +44,11 @@ FORGOTTEN = "the customer was forgotten (data erased on request)"
 class Evaluator(Protocol):
     """What a step needs of a rule set."""
 
-    def evaluate(self, profile: Profile, now: int) -> dict[str, VerdictLike]: ...
+    version: str
+
+    def evaluate(self, profile: Profile, now: int, only: frozenset[str] | None = None) -> dict[str, VerdictLike]: ...
+
+    def affected(self, record: dict[str, Any]) -> frozenset[str] | None: ...
 
     def group(self, customer_id: str, segment: str) -> str | None: ...
 
@@ -83,9 +87,14 @@ def advance(
     Identity links and merges are routed records (see :mod:`stream.state.identity`).
     """
     step = Step()
-    verdicts = None
+    evaluated = False
+    # Verdicts stand until their deadline: while every segment's verdict under these rules is
+    # known and none is due, an event re-evaluates only the segments it can change.
+    known = profile.evaluated == rules.version and (profile.deadline is None or profile.deadline > now)
+    deadline = profile.deadline if known else None
     for record, ts in events:
         if _handled_apart(profile, record, ts, now, step):
+            known = False  # it may have cleared or redirected the profile
             continue
         kind = record["type"]
         profile.forgotten = None  # an event after an unsuppressed forget starts the profile afresh
@@ -105,24 +114,34 @@ def advance(
             if traits and policy.match_traits:
                 step.routed += [Routed(profile.customer_id, c) for c in claims(profile, traits, policy.match_traits, ts)]
         points = _rescore(profile, now, rules, models)
-        verdicts = rules.evaluate(profile, now)
-        step.changes += decide(profile, verdicts, now, rules.group)
+        only = rules.affected(record) if known and kind != MERGE_IN else None
+        verdicts = rules.evaluate(profile, now, only)
+        step.changes += decide(profile, verdicts, now, rules.group, complete=only is None)
+        # A partial evaluation keeps the earlier deadline too: at worst a timer fires early and finds nothing.
+        deadline = _earliest(next_deadline(verdicts), deadline if only is not None else None)
+        known = evaluated = True
+        profile.evaluated = rules.version
         if models is not None and kind != MERGE_IN:
             step.training += models.after_event(profile, ts, points)
     if profile.forgotten is not None or profile.merged_into is not None:
-        profile.deadline = None  # tombstones and redirects are never evaluated: they hold no data
+        profile.deadline = profile.evaluated = None  # tombstones and redirects are never evaluated: they hold no data
         return step
     if models is not None:
         step.training += models.expire(profile, now)
-    if verdicts is None:
+    if not evaluated:
         _rescore(profile, now, rules, models)
         verdicts = rules.evaluate(profile, now)
         step.changes += decide(profile, verdicts, now, rules.group)
+        deadline = next_deadline(verdicts)
+        profile.evaluated = rules.version
     trim_history(profile, now, policy)
     step.changes = scrub(step.changes, profile, policy.pii_traits, policy.pii_mode)
-    deadlines = [d for d in (next_deadline(verdicts), models and models.deadline(profile, now)) if d is not None]
-    profile.deadline = min(deadlines) if deadlines else None
+    profile.deadline = _earliest(deadline, models.deadline(profile, now) if models is not None else None)
     return step
+
+
+def _earliest(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _handled_apart(profile: Profile, record: dict[str, Any], ts: int, now: int, step: Step) -> bool:

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from stream.config import Settings
 from stream.kafka import AsyncProducer, KafkaUnavailable
+from stream.state import keys
 from stream.state.profile import HistoryPolicy, Profile
 from stream.state.store import ProfileStore
 from stream.worker.processor import Message, Processor, Rejected, parse
@@ -35,11 +36,16 @@ class Verdict:
 class TwoViewsIn3s:
     """'hot': 2+ 'View' events in the last 3 s (window edge: ts + 3000 is out)."""
 
-    def evaluate(self, profile: Profile, now: int) -> dict[str, Verdict]:
+    version = "two-views"
+
+    def evaluate(self, profile: Profile, now: int, only: frozenset[str] | None = None) -> dict[str, Verdict]:
         inside = [e.ts for e in profile.history if e.name == "View" and now - WINDOW < e.ts <= now]
         holds = len(inside) >= 2
         deadline = inside[-2] + WINDOW if holds else None
         return {"hot": Verdict(holds, f"views in 3s = {len(inside)}", deadline)}
+
+    def affected(self, record: dict[str, Any]) -> frozenset[str] | None:
+        return None  # every record may change 'hot'
 
     def group(self, customer_id: str, segment: str) -> str | None:
         return None
@@ -133,6 +139,33 @@ def test_change_decided_during_a_kafka_outage_is_published_later_with_same_id(ba
     records = reader.wait_for(lambda r: len(r) >= 1, 20, "the recovered change")
     reader.poll(1.0)
     assert [(r["change"], r["seq"]) for r in reader.records] == [("entered", 1)]
+    reader.close()
+
+
+def test_a_republished_old_change_does_not_undo_a_newer_one_in_the_member_set(base_settings: Settings) -> None:
+    """A change left in the outbox (Kafka down) is republished after a newer one was applied:
+    the member set follows the profile, not the old change."""
+    settings = make_settings(base_settings)
+    clock = Clock(3_000_000)
+
+    async def scenario() -> tuple[Profile, list[bytes]]:
+        real = AsyncProducer(settings)
+        p = processor(settings, clock, FlakyProducer(real, failures=1))
+        await p.handle_batch([view(0, 2_999_000), view(1, 2_999_100)])  # entered (seq 1): not published
+        clock.now = 3_002_000
+        assert await p.fire_timers([1]) == 1  # exited (seq 2): published and applied
+        clock.now += 5_000
+        assert await p.recover([1], min_age_ms=5_000) == 1  # entered (seq 1) again, late
+        members = await p.store.redis.zrange(keys.segment(settings.namespace, "hot"), 0, -1)
+        profile = (await p.store.load(["c1"]))["c1"].profile
+        real.close()
+        return profile, members
+
+    profile, members = asyncio.run(scenario())
+    assert profile.memberships == {} and members == []
+    reader = TopicReader(settings, settings.changes_topic)
+    reader.wait_for(lambda r: len(r) >= 2, 20, "both changes")
+    assert sorted((r["seq"], r["change"]) for r in reader.records) == [(1, "entered"), (2, "exited")]
     reader.close()
 
 

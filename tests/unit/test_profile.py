@@ -11,6 +11,7 @@ from stream.state.profile import (
     event_time,
     first_delivery,
     iso,
+    message_key,
     parse_time,
     revenue_of,
     trim_history,
@@ -95,7 +96,7 @@ def test_a_message_id_is_applied_once_within_the_dedup_window() -> None:
     assert first_delivery(profile, {"type": "track", "event": "X"}, 1_000)  # no messageId: always new
     policy = HistoryPolicy(horizon_ms=0, max_events=10)
     trim_history(profile, 1_000 + DEDUP_WINDOW_MS - 1, policy)
-    assert profile.seen == {"m-1": 1_000}
+    assert profile.seen == {message_key("m-1"): 1_000} and len(message_key("m-1")) == 12
     trim_history(profile, 1_000 + DEDUP_WINDOW_MS, policy)  # window over: forgotten
     assert profile.seen == {} and first_delivery(profile, record, 2_000 + DEDUP_WINDOW_MS)
 
@@ -107,3 +108,10 @@ def test_dedup_memory_is_capped_to_the_newest_ids() -> None:
     trim_history(profile, 20, HistoryPolicy(horizon_ms=0, max_events=5))
     assert sorted(profile.seen.values()) == [15, 16, 17, 18, 19]
     assert Profile.from_bytes(profile.to_bytes()).seen == profile.seen
+
+
+def test_revenue_stays_finite() -> None:
+    profile = Profile("c")
+    for amount in (1e308, 1e308, float("inf"), 5.0):
+        apply_event(profile, {"type": "track", "event": "Order Completed", "properties": {"revenue": amount}}, 1_000, POLICY)
+    assert profile.revenue == 1e308 and Profile.from_bytes(profile.to_bytes()).revenue == 1e308

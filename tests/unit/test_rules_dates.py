@@ -89,7 +89,7 @@ def test_invalid_relative_dates(test: dict[str, Any], message: str) -> None:
 def test_kind_and_state() -> None:
     condition = parse_condition({"trait": "$last_seen", "older_than": "30d"})
     assert isinstance(condition, RelativeDate) and condition.kind == "relative_date"
-    assert condition.lookback_ms() == 0 and condition.event_names() == set() and condition.properties() == set()
+    assert condition.lookback_ms() == 0 and condition.event_names() == {"$any"} and condition.properties() == set()
 
 
 # Computed traits

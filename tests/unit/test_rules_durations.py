@@ -46,3 +46,9 @@ def test_a_duration_must_be_longer_than_zero(zero: object) -> None:
 def test_formats_in_days_hours_minutes_seconds(ms: int, text: str) -> None:
     assert format_duration(ms) == text
     assert parse_duration(text) == ms
+
+
+def test_a_duration_is_at_most_a_hundred_years() -> None:
+    assert parse_duration("5218w") == 5218 * 604_800_000
+    with pytest.raises(ValueError, match="at most 100 years"):
+        parse_duration("99999999999999999999999w")
