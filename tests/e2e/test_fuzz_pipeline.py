@@ -34,7 +34,7 @@ from tests.e2e.conftest import make_settings
 from tests.e2e.engine import Engine
 from tests.e2e.harness import produce, wait_until
 from tests.unit.test_fuzz_collector import AUTH, BODY_MUTATIONS, WRITE_KEY, encode, hostile_event, hostile_values, weighted
-from tests.unit.test_fuzz_worker import REASONS, hostile_message, overflows_revenue
+from tests.unit.test_fuzz_worker import REASONS, hostile_message
 
 #: One request (and up to two raw records) per example.
 EXAMPLES = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate], database=None)
@@ -53,10 +53,9 @@ def engine(base_settings: Settings) -> Iterator[Engine]:
 
 @st.composite
 def unrouted_event(draw: st.DrawFn, kind: str | None = None) -> Any:
-    """A hostile event that, if accepted, links no ids (so the worker routes nothing) and sums no revenue past the
-    largest float (a known bug, see ``test_fuzz_worker.overflows_revenue``)."""
+    """A hostile event that, if accepted, links no ids (so the worker routes nothing)."""
     kind = kind or draw(st.sampled_from(["track", "identify", "page", "screen", "group"]))
-    event = draw(hostile_event(kind).filter(lambda e: not overflows_revenue(e)))
+    event = draw(hostile_event(kind))
     if event.get("type") == "identify":
         event.pop("anonymousId", None)
     return draw(weighted((8, st.just(event)), (1, hostile_values)))
@@ -77,14 +76,14 @@ def unrouted_request(draw: st.DrawFn) -> tuple[str, bytes, dict[str, str], int]:
 
 
 def unrouted(message: Message) -> bool:
-    """Whether the worker routes nothing for this raw record (and it sums no revenue past the largest float)."""
+    """Whether the worker routes nothing for this raw record."""
     try:
         _, item = parse(message)
     except Rejected:
         return True
     record = item.record
     routes = record["type"] in ROUTING or (record["type"] == "identify" and record.get("anonymousId") is not None)
-    return not routes and not overflows_revenue(record)
+    return not routes
 
 
 def topic_records(settings: Settings, topic: str, expected: int) -> list[tuple[bytes | None, bytes | None]]:
