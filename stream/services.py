@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from stream.auth.redact import redact_url
 from stream.config import Settings
 from stream.kafka import admin
 
@@ -211,6 +212,11 @@ class Kafka(Service):
     setting = "KAFKA_BOOTSTRAP"
     note = "in-memory storage: topics and records are lost when it stops"
 
+    def __init__(self, settings: Settings, advertised: Endpoint | None = None) -> None:
+        super().__init__(settings)
+        #: The address clients are told to connect to (default: where it listens); tests put a proxy there.
+        self.advertised = advertised
+
     @property
     def endpoint(self) -> Endpoint:
         addresses = [a for a in self.settings.kafka_bootstrap.split(",") if a.strip()]
@@ -254,7 +260,7 @@ class Kafka(Service):
             "--listener-url",
             f"tcp://{listen}",
             "--advertised-listener-url",
-            f"tcp://{ep}",
+            f"tcp://{self.advertised or ep}",
             "--storage-engine",
             "memory://tansu/",
         ]
@@ -269,12 +275,17 @@ class Redis(Service):
     setting = "REDIS_URL"
     note = "append-only file on"
 
+    def __init__(self, settings: Settings, appendfsync: str | None = None) -> None:
+        super().__init__(settings)
+        #: When the append-only file is fsynced: ``always`` loses no acknowledged write; ``None``: Redis's default (every second).
+        self.appendfsync = appendfsync
+
     @property
     def endpoint(self) -> Endpoint:
         url = urlsplit(self.settings.redis_url)
         if url.scheme not in ("redis", "rediss") or not url.hostname:
             raise ServiceError(
-                f"REDIS_URL={self.settings.redis_url!r} is not a redis://host:port URL; "
+                f"REDIS_URL={redact_url(self.settings.redis_url)!r} is not a redis://host:port URL; "
                 "segstream only starts a local redis-server for redis:// URLs"
             )
         return Endpoint(url.hostname, url.port or 6379)
@@ -313,6 +324,7 @@ class Redis(Service):
     def command(self, binary: Path) -> list[str]:
         data = (self.settings.state_dir / "redis").resolve()
         data.mkdir(parents=True, exist_ok=True)
+        fsync = ["--appendfsync", self.appendfsync] if self.appendfsync else []
         return [
             str(binary),
             "--bind",
@@ -323,6 +335,7 @@ class Redis(Service):
             str(data),
             "--appendonly",
             "yes",
+            *fsync,
             "--save",
             "",
             "--daemonize",
@@ -412,6 +425,15 @@ def up(settings: Settings, names: tuple[str, ...] = tuple(SERVICES)) -> tuple[st
     return tuple(service.name for service in _services(settings, names) if _up_one(service))
 
 
+def start_one(service: Service) -> bool:
+    """``up`` for one service, possibly configured apart (a dedicated broker or redis-server of a test).
+
+    >>> start_one(Redis(settings, appendfsync="always"))   # doctest: +SKIP
+    True
+    """
+    return _up_one(service)
+
+
 def _signal(pid: int, sig: signal.Signals) -> None:
     try:
         os.kill(pid, sig)
@@ -419,8 +441,8 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         pass  # it exited on its own meanwhile: that is what we wanted
 
 
-def _stop(service: Service, pid: int) -> None:
-    _signal(pid, signal.SIGTERM)
+def _stop(service: Service, pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
+    _signal(pid, sig)
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while _alive(pid):
         if time.monotonic() > deadline and service.managed_pid() == pid:
@@ -432,14 +454,24 @@ def _stop(service: Service, pid: int) -> None:
     service.pid_file.unlink(missing_ok=True)
 
 
+def stop_one(service: Service, crash: bool = False) -> bool:
+    """Stop one service if segstream started it (pid file and command line agree); returns whether it did.
+
+    ``crash=True`` sends SIGKILL right away, as a power cut would (chaos tests).
+    """
+    pid = service.managed_pid()
+    if pid is None:
+        return False
+    _say(service, f"{'killing' if crash else 'stopping'} {service.label} (pid {pid})")
+    _stop(service, pid, signal.SIGKILL if crash else signal.SIGTERM)
+    _say(service, "stopped")
+    return True
+
+
 def down(settings: Settings, names: tuple[str, ...] = tuple(SERVICES)) -> None:
     """Stop the services segstream started (pid file and command line agree); leave all others alone."""
     for service in _services(settings, names):
-        pid = service.managed_pid()
-        if pid is not None:
-            _say(service, f"stopping {service.label} (pid {pid})")
-            _stop(service, pid)
-            _say(service, "stopped")
+        if stop_one(service):
             continue
         if service.pid_file.exists():
             _say(service, f"pid file {service.pid_file} names no {service.label} of ours; removing it, signalling nothing")

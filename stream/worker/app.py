@@ -159,9 +159,9 @@ async def process_isolating(processor: Processor, messages: Sequence[Message]) -
 
 
 def build(settings: Settings) -> faust.App:
-    """Prepare topics and rules, and wire the agent and the timer task into a faust App.
+    """Prepare topics and rules, and wire the agent, the heartbeat and the timer task into a faust App.
 
-    The timer task also beats the worker's heartbeat, follows rule deployments
+    The timer task also follows rule deployments
     (swapping the rule set between batches) and starts backfills of owned
     partitions not yet evaluated under the current rule version.
     """
@@ -238,13 +238,19 @@ def build(settings: Settings) -> faust.App:
             task.add_done_callback(backfills.discard)
 
     @app.task
+    async def heartbeat() -> None:
+        # A task of its own: the timer task waits on Kafka while Kafka is unreachable.
+        while True:
+            await retry_transient(lambda: store.heartbeat(worker_id, owned(), now_ms()), "heartbeat")
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    @app.task
     async def timers() -> None:
-        last_recovery = last_beat = 0.0
+        last_recovery = last_rules = 0.0
         while True:
             partitions = owned()
-            if time.monotonic() - last_beat > HEARTBEAT_INTERVAL_S:
-                last_beat = time.monotonic()
-                await retry_transient(lambda: store.heartbeat(worker_id, partitions, now_ms()), "heartbeat")
+            if time.monotonic() - last_rules > HEARTBEAT_INTERVAL_S:
+                last_rules = time.monotonic()
                 await retry_transient(lambda: follow_rules(partitions), "rules")
             if partitions:
                 await retry_transient(lambda: processor.fire_timers(partitions), "timers")

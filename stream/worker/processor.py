@@ -247,7 +247,6 @@ class Processor:
             missing(item.record, self.critical, counters)
         if dead:
             await self.dead_letter(dead)
-        counters["events"] = len(messages) - len(dead)
         async with self.lock:
             await self._settle(work, dict(counters))
 
@@ -289,7 +288,8 @@ class Processor:
                 # Newer changes of these customers may be applied already: member sets follow the profiles.
                 profiles = await self.store.load(sorted({e.customer_id for e in found}))
                 now_in = {cid: list(entry.profile.memberships) for cid, entry in profiles.items()}
-                await self._publish(found, {e.customer_id: partition for e in found}, now_in)
+                if not await self._publish(found, {e.customer_id: partition for e in found}, now_in):
+                    break  # Kafka is away: the next recovery tries again
                 published += len(found)
         if published:
             log.warning("republished %d outbox entries decided before a crash", published)
@@ -311,6 +311,7 @@ class Processor:
                 fresh = self._unapplied(entry.profile, w)
                 step = advance(entry.profile, ((i.record, i.ts) for i in fresh), now, self.rules, self.policy, self.models)
                 if counters is not None:
+                    counters["events"] = counters.get("events", 0) + len(fresh)  # a redelivered record counts once
                     for name in ("duplicates", "suppressed"):
                         counters[name] = counters.get(name, 0) + getattr(step, name)
                 if fresh or step.changes or step.training or before != (entry.profile.deadline, entry.profile.partition):
@@ -351,9 +352,10 @@ class Processor:
 
     async def _publish(
         self, entries: list[Outbound], partitions: dict[str, int], memberships: dict[str, list[str]] | None = None
-    ) -> None:
+    ) -> bool:
+        """Publish ``entries`` and confirm them; ``False`` when Kafka did not acknowledge (they stay in the outbox)."""
         if not entries:
-            return
+            return True
         topics = {
             Change: self.settings.changes_topic,
             TrainingRecord: self.settings.training_topic,
@@ -367,8 +369,9 @@ class Processor:
         except KafkaUnavailable as exc:
             # Decided entries stay in the outbox; recovery publishes them later.
             log.error("could not publish %d outbox entries (kept in the outbox): %s", len(entries), exc)
-            return
+            return False
         await self.store.confirm_published(entries, partitions, memberships)
+        return True
 
     async def dead_letter(self, dead: list[tuple[Message, Rejected]]) -> None:
         """Write rejected messages to the dead-letter topic with their reasons, and count them."""
