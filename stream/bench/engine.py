@@ -13,10 +13,7 @@ segstream alone. ``Env(redis_url=...)`` uses a given Redis instead.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,15 +29,15 @@ import orjson
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from stream import services
+from stream import processes, services
 from stream.bench import workload
 from stream.bench.errors import BenchError
 from stream.config import Settings
 from stream.kafka import admin, ensure_topics, producer_config
+from stream.processes import Proc, free_port
 from stream.state import keys
 from stream.state.profile import Profile
 
-ROOT = Path(__file__).resolve().parents[2]
 #: Seconds a started worker group may take to own every partition (the consumer-group join).
 JOIN_TIMEOUT_S = 90.0
 #: Event time may be this old and still count, in the bench's workers (the workload spans 40 days).
@@ -49,84 +46,14 @@ ALLOWED_LATENESS_S = 60 * 86_400.0
 T = TypeVar("T")
 
 
-def free_port() -> int:
-    """A TCP port on loopback nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment variables that make a child process use ``settings``."""
-    env = dict(os.environ)
-    for name, spec in Settings.model_fields.items():
-        env[str(spec.validation_alias)] = str(getattr(settings, name))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def encode(records: Iterable[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
     """Events-topic records as ``(key, value)`` pairs: keyed by ``userId``, as the collector keys them."""
     return [(str(r["userId"]).encode(), orjson.dumps(r)) for r in records]
 
 
 def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
-    """Poll ``check`` until it returns something truthy; :class:`BenchError` naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except (OSError, redis.RedisError) as exc:  # not up yet: retried until the deadline
-            last = exc
-        time.sleep(interval)
-    raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last})" if last else ""))
-
-
-@dataclass
-class Proc:
-    """A segstream subcommand run as a child process, its output kept in ``log_path``."""
-
-    name: str
-    settings: Settings
-    args: list[str]
-    log_path: Path
-    popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Proc:
-        with open(self.log_path, "ab") as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", *self.args],
-                env=settings_env(self.settings),
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 15 s."""
-        if not self.alive():
-            return
-        assert self.popen is not None
-        os.killpg(self.popen.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(10)
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+    """:func:`stream.processes.wait_until` retrying connection errors only, failing with :class:`BenchError`."""
+    return processes.wait_until(check, timeout, what, interval, (OSError, redis.RedisError), BenchError)
 
 
 class PrivateRedis:

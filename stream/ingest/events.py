@@ -50,7 +50,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from stream.state.profile import iso, parse_time
+from stream.state.profile import EARLIEST_MS, LATEST_MS, iso, parse_time
 
 #: Largest event Segment accepts, as serialised JSON (bytes).
 MAX_EVENT_BYTES = 32 << 10
@@ -64,8 +64,6 @@ BATCH = "batch"
 #: (``{"properties": {"a": [1]}}`` is 3 deep). The profile keeping an event nests it a few
 #: levels deeper, and orjson refuses to encode past 254 levels.
 MAX_DEPTH = 32
-#: Times a field may hold: years 1 to 9999 (UTC), in epoch ms (what ISO 8601 can write).
-EARLIEST_MS, LATEST_MS = -62_135_596_800_000, 253_402_300_799_999
 #: Event times (after clock-skew correction) the engine accepts: 1970 to the end of 2999
 #: (UTC), in epoch ms, so that every window and deadline after one stays writable.
 EARLIEST_EVENT_MS, LATEST_EVENT_MS = 0, 32_503_679_999_999

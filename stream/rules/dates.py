@@ -30,10 +30,7 @@ from stream.rules.model import ConditionModel
 from stream.rules.operators import show
 from stream.rules.traits import TraitReader
 from stream.rules.verdict import NO_VERDICTS, Verdict
-from stream.state.profile import Profile, parse_time
-
-#: The dates a trait may hold: years 1 to 9999, in epoch ms.
-EARLIEST, LATEST = -62_135_596_800_000, 253_402_300_799_999
+from stream.state.profile import EARLIEST_MS, LATEST_MS, Profile, parse_time
 
 
 def as_date(value: Any) -> int | None:
@@ -46,7 +43,7 @@ def as_date(value: Any) -> int | None:
         ms = parse_time(value)
     except (ValueError, OverflowError):
         return None
-    return ms if EARLIEST <= ms <= LATEST else None
+    return ms if EARLIEST_MS <= ms <= LATEST_MS else None  # the dates a trait may hold
 
 
 def _age(ms: int) -> str:

@@ -209,6 +209,10 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+#: The times ISO 8601 can write: years 1 to 9999 (UTC), in epoch ms.
+EARLIEST_MS, LATEST_MS = -62_135_596_800_000, 253_402_300_799_999
+
+
 def iso(ms: int | None) -> str | None:
     """Epoch milliseconds as an ISO 8601 UTC string (``None`` stays ``None``)."""
     if ms is None:

@@ -47,7 +47,16 @@ from stream.worker.step import Evaluator, advance
 log = logging.getLogger(__name__)
 
 KNOWN_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias", FORGET, MERGE_OUT, MERGE_IN, CLAIM})
-_REQUIRED = {"track": "event", "group": "groupId", "alias": "previousId", MERGE_OUT: "into", MERGE_IN: "from", CLAIM: "claimant"}
+_ID = ((str, int), "a non-empty string or an integer")
+#: The fields each record type needs: name, the types it may have, and how that reads in errors.
+_REQUIRED: dict[str, tuple[tuple[str, tuple[type, ...], str], ...]] = {
+    "track": (("event", (str,), "a non-empty string"),),
+    "group": (("groupId", *_ID),),
+    "alias": (("previousId", *_ID),),
+    MERGE_OUT: (("into", *_ID),),
+    MERGE_IN: (("from", *_ID), ("state", (dict,), "an object")),
+    CLAIM: (("claimant", *_ID),),
+}
 _MAX_ATTEMPTS = 20
 
 
@@ -114,15 +123,10 @@ def parse(message: Message) -> tuple[str, Item]:
     kind = record.get("type")
     if not isinstance(kind, str) or kind not in KNOWN_TYPES:
         raise Rejected("unknown_type", f"type {repr(kind)[:80]} is not one of {sorted(KNOWN_TYPES)}")
-    for required in (_REQUIRED.get(kind), "state" if kind == MERGE_IN else None):
-        if required is None:
-            continue
+    for required, wanted, shape in _REQUIRED.get(kind, ()):
         value = record.get(required)
         if value is None:
             raise Rejected("missing_field", f"{kind} record has no {required!r}")
-        wanted, shape = {"event": (str, "a non-empty string"), "state": (dict, "an object")}.get(
-            required, ((str, int), "a non-empty string or an integer")
-        )
         if not isinstance(value, wanted) or isinstance(value, bool) or value == "":
             raise Rejected("invalid_field", f"{kind} record's {required!r} must be {shape}, got {repr(value)[:80]}")
     context = record.get("context")

@@ -2,104 +2,38 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from stream.config import Settings, environment, reveal
+from stream import processes
+from stream.config import Settings, reveal
 from stream.kafka import client_config
+from stream.processes import ROOT, free_port, wait_until
+from stream.processes import child_env as settings_env
 from stream.state.profile import iso, now_ms
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 #: The admin API key of this test session: every e2e namespace's processes accept it (``SEGSTREAM_API_KEYS``),
 #: and the session's ``SEGSTREAM_API_KEY`` is set to it, so ``stream.client.Client()`` sends it.
 E2E_API_KEY = "ssak_e2e" + secrets.token_hex(16)
 
 
-def free_port() -> int:
-    """A TCP port on loopback nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Proc(processes.Proc):
+    """A segstream subcommand run as a child process, its output kept in ``test-artifacts/``."""
 
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment variables that make a child process use ``settings``."""
-    env = {**os.environ, **environment(settings)}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-@dataclass
-class Proc:
-    """A segstream subcommand run as a child process, its output kept in a log file."""
-
-    name: str
-    settings: Settings
-    args: list[str] = field(default_factory=list)
-    popen: subprocess.Popen | None = None
-
-    @property
-    def log_path(self) -> Path:
+    def __init__(self, name: str, settings: Settings, args: list[str] | None = None) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
-        return ARTIFACTS / f"{self.settings.namespace}-{self.name}.log"
-
-    def start(self) -> "Proc":
-        log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", *self.args],
-            env=settings_env(self.settings),
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        if self.popen and self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(10)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 15 s."""
-        if self.popen and self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        super().__init__(name, settings, list(args or []), ARTIFACTS / f"{settings.namespace}-{name}.log")
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last_exc: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline, then reported
-            last_exc = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc!r})")
+        return self.log_tail(5000)
 
 
 def wait_http(url: str, timeout: float = 30.0) -> None:
