@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     batch_max: int = Field(2000, ge=1, validation_alias="SEGSTREAM_BATCH_MAX", description="Most events a worker processes as one batch.")
     batch_within_s: float = Field(0.02, gt=0, validation_alias="SEGSTREAM_BATCH_WITHIN", description="Seconds a worker waits to fill a batch.")
     session_timeout_s: float = Field(8.0, gt=0, validation_alias="SEGSTREAM_SESSION_TIMEOUT", description="Consumer-group session timeout in seconds (a dead worker's partitions move after it).")
+    stall_after_s: float = Field(
+        15.0,
+        gt=0,
+        validation_alias="SEGSTREAM_STALL_AFTER",
+        description="Seconds an assigned partition may hold waiting events that reach no agent before the worker seeks it back (then crashes if that fails).",
+    )
     fetch_max_wait_ms: int = Field(
         50,
         ge=1,

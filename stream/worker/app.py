@@ -35,6 +35,7 @@ from stream.state.store import ProfileStore
 from stream.worker.backfill import backfill, pending_partitions
 from stream.worker.enrichment import EnrichmentQueue, enrichment
 from stream.worker.processor import Message, Processor, Rejected
+from stream.worker.watchdog import StallWatch, watch
 
 log = logging.getLogger("stream.worker")
 
@@ -211,13 +212,22 @@ def build(settings: Settings) -> faust.App:
             return []
         return sorted(tp.partition for tp in assignment if tp.topic == settings.events_topic)
 
+    stalls = StallWatch(settings.stall_after_s)
+
     @app.agent(events, name="segstream-events")
     async def consume(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
             messages = [
                 Message(e.message.partition, e.message.offset, e.message.key, e.message.value) for e in batch
             ]
-            await process_isolating(processor, messages)
+            now = time.monotonic()
+            for m in messages:
+                stalls.record(m.partition, m.offset, now)
+            stalls.working()
+            try:
+                await process_isolating(processor, messages)
+            finally:
+                stalls.waiting(time.monotonic())
 
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -243,6 +253,10 @@ def build(settings: Settings) -> faust.App:
         while True:
             await retry_transient(lambda: store.heartbeat(worker_id, owned(), now_ms()), "heartbeat")
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    @app.task
+    async def stall_watchdog() -> None:
+        await watch(app, settings.events_topic, stalls, owned)
 
     @app.task
     async def timers() -> None:

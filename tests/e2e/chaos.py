@@ -497,7 +497,18 @@ def _published(settings: Settings, diffs: list[str]) -> str:
     return "changes in publication order:\n" + "\n".join(lines)
 
 
-def check_exact(settings: Settings, accepted: list[dict[str, Any]], timeout: float = 60) -> Outcome:
+def _complaints(procs: Iterable[Proc]) -> str:
+    """The warnings and errors the engine's processes logged (for failure messages)."""
+    out = []
+    for proc in procs:
+        lines = [line for line in proc.log_tail(200_000).splitlines() if "WARNING" in line or "ERROR" in line]
+        out.append(f"{proc.name} ({proc.log_path}), last warnings and errors:\n" + "\n".join(lines[-15:]))
+    return "\n".join(out)
+
+
+def check_exact(
+    settings: Settings, accepted: list[dict[str, Any]], timeout: float = 60, procs: Iterable[Proc] = ()
+) -> Outcome:
     """Wait for the engine to settle, then check the promises of README "How state stays exact".
 
     * every accepted event is in Kafka and is counted exactly once in the profiles (the
@@ -538,7 +549,8 @@ def check_exact(settings: Settings, accepted: list[dict[str, Any]], timeout: flo
     while diffs := differences():
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"not settled after {timeout}s: {len(diffs)} differences, e.g. {diffs[:5]}\n{_published(settings, diffs)}"
+                f"not settled after {timeout}s: {len(diffs)} differences, e.g. {diffs[:5]}\n{_published(settings, diffs)}\n"
+                + _complaints(procs)
             )
         time.sleep(0.5)
 

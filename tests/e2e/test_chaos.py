@@ -78,7 +78,7 @@ def test_workers_sigkilled_again_and_again_while_events_flow(base_settings: Sett
             time.sleep(KILL_EVERY_S)  # the next kill may land while the group is still rebalancing
         sender.stop()
         eng.wait_partitions_owned(since_ms=time.time() * 1000, timeout=60)
-        outcome = check_exact(settings, sender.accepted, timeout=90)
+        outcome = check_exact(settings, sender.accepted, timeout=90, procs=eng.procs.values())
         assert len(outcome.events) > 1000
         outcome.assert_events_counted_once()
     finally:
@@ -106,7 +106,7 @@ def test_redis_server_killed_and_restarted_mid_stream(
         assert "retrying" in eng.procs["worker"].log_path.read_text(), "the worker never noticed Redis was gone"
         # The collector writes to Kafka only (it keeps the write keys it read before): 200 throughout.
         assert {a.status for a in attempts} == {200}
-        outcome = check_exact(settings, sender.accepted)
+        outcome = check_exact(settings, sender.accepted, procs=eng.procs.values())
         outcome.assert_events_counted_once()
     finally:
         if sender is not None:
@@ -158,7 +158,7 @@ def test_kafka_unreachable_collector_answers_503_and_worker_pauses_then_resumes(
         assert during and set(during) == {503}, f"answers while Kafka was unreachable: {sorted(set(during))}"
         # Decisions of timers that fell due in the outage were held in the outbox, not lost.
         assert held > 0, "no change was decided while Kafka was unreachable; the timers were not exercised"
-        outcome = check_exact(settings, sender.accepted, timeout=90)
+        outcome = check_exact(settings, sender.accepted, timeout=90, procs=eng.procs.values())
         assert alive(eng.procs["worker"]) and alive(eng.procs["collector"])
         outcome.assert_events_counted_once()
     finally:

@@ -63,9 +63,9 @@ def test_killed_worker_hands_partitions_and_timers_to_the_survivor(base_settings
         taken_ms = time.time() * 1000
         time.sleep(1.0)  # events keep flowing to the survivor for a moment
         sender.stop()
-        assert workers[survivor].popen is not None and workers[survivor].popen.poll() is None
+        assert workers[survivor].alive(), f"the survivor exited: {workers[survivor].log_tail()}"
 
-        outcome = check_exact(settings, sender.accepted)
+        outcome = check_exact(settings, sender.accepted, procs=workers.values())
 
         # Deadlines that fell while their owner was dead fired on the survivor, after it took over.
         fell = [c for c, d in ahead.items() if d < taken_ms]
