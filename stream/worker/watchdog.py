@@ -110,7 +110,7 @@ def _diagnose(consumer: Any, tps: Iterable[Any]) -> str:
         lines.append(
             f"{tp.topic}[{tp.partition}]: faust active={tp in (consumer._active_partitions or ())} "
             f"paused={tp in consumer._paused_partitions} buffered={tp in consumer._buffered_partitions} "
-            f"committed={consumer._committed_offset.get(tp)}; aiokafka "
+            f"committed={consumer._committed_offset.get(tp)} read={consumer._read_offset.get(tp)}; aiokafka "
             + (
                 f"position={getattr(state, '_position', None)} highwater={getattr(state, 'highwater', None)} "
                 f"paused={getattr(state, 'paused', None)} last_fetch_ms={getattr(state, 'timestamp', None)}"

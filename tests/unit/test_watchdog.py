@@ -66,6 +66,7 @@ class StuckConsumer:
         self._paused_partitions = {TP("events", 1)}
         self._buffered_partitions: set[TP] = set()
         self._committed_offset = {TP("events", 0): 3, TP("events", 1): 2}
+        self._read_offset: dict[TP, int] = {}
         self.resumed: list[TP] = []
         self.seeks = 0
 
