@@ -36,7 +36,7 @@ from stream.config import Settings
 from stream.kafka import admin, ensure_topics, producer_config
 from stream.processes import Proc, free_port
 from stream.state import keys
-from stream.state.profile import Profile
+from stream.state.store import read_stored
 
 #: Seconds a started worker group may take to own every partition (the consumer-group join).
 JOIN_TIMEOUT_S = 90.0
@@ -223,10 +223,9 @@ class Env:
         for start in range(0, len(profile_keys), 5000):
             pipe = client.pipeline(transaction=False)
             for key in profile_keys[start : start + 5000]:
-                pipe.hget(key, "s")
-            for blob in pipe.execute():
-                if blob:
-                    profile = Profile.from_bytes(blob)
+                pipe.get(key)
+            for raw in pipe.execute():
+                if (profile := read_stored(raw)) is not None:
                     for name in profile.memberships:
                         if name in out:
                             out[name].add(profile.customer_id)

@@ -29,7 +29,7 @@ from stream.kafka import topic_id
 from stream.state import keys
 from stream.state.profile import now_ms
 from stream.state.rulestore import policy_settings
-from stream.state.store import Commit, Loaded, ProfileStore
+from stream.state.store import Commit, Loaded, ProfileStore, split_stored
 
 CHUNK = 5_000
 SAMPLE = 1_000
@@ -51,12 +51,12 @@ def measure(env: Env, customers: int, per_customer: int, progress: Progress, see
         for i in sample:
             key = keys.profile(settings.namespace, f"c{i}")
             pipe.memory_usage(key, samples=0)
-            pipe.hstrlen(key, "s")
+            pipe.get(key)
         rows = pipe.execute()
     finally:
         env.cleanup(settings.namespace)
     usage = [int(n) for n in rows[0::2]]
-    json_bytes = [int(n) for n in rows[1::2]]
+    json_bytes = [len(split_stored(raw)[1] or b"") for raw in rows[1::2]]
     return {
         "customers": customers,
         "events": events,

@@ -53,6 +53,7 @@ from stream.config import Settings, configure_logging
 from stream.rules import RuleError, Segment
 from stream.rules.loader import RULE_FILE_PATTERNS
 from stream.state.rulestore import RuleWatcher, deploy, open_rules
+from stream.state.store import read_stored
 from stream.kafka import AsyncProducer, KafkaUnavailable
 from stream.models.report import metrics_lines
 from stream.output.deletions import forget_request
@@ -289,10 +290,9 @@ class _Handlers:
         """The profile of ``customer_id``, following identity merges to the surviving profile."""
         wanted = customer_id
         for _ in range(MAX_REDIRECTS):
-            raw = await self.redis.hget(keys.profile(self.ns, customer_id), "s")
-            if raw is None:
+            profile = read_stored(await self.redis.get(keys.profile(self.ns, customer_id)))
+            if profile is None:
                 raise _HttpError(404, f"customer {wanted!r} not found")
-            profile = Profile.from_bytes(raw)
             if profile.forgotten is not None:
                 raise _HttpError(404, f"customer {wanted!r} was forgotten at {iso(profile.forgotten)}")
             if profile.merged_into is None:

@@ -8,8 +8,8 @@ customer ids are percent-encoded inside the tag.
 ==============================  ======  ===================================================
 key                             type    content
 ==============================  ======  ===================================================
-``ns:c:{cid}``                  hash    ``v``: version (CAS counter), ``s``: profile (orjson,
-                                        see ``stream.state.profile.Profile.to_bytes``)
+``ns:c:{cid}``                  string  ``<version>:<profile>``: CAS counter and profile (orjson,
+                                        see ``stream.state.store.stored``)
 ``ns:c:{cid}:o``                hash    outbox: change ``seq`` -> change record, and
                                         ``t:<kind>:<at>`` -> training record (orjson), kept
                                         until Kafka acknowledged them
@@ -46,7 +46,7 @@ def tag(customer_id: str) -> str:
 
 
 def profile(ns: str, customer_id: str) -> str:
-    """Hash holding a customer's version and profile."""
+    """String holding a customer's version and profile."""
     return f"{ns}:c:{tag(customer_id)}"
 
 
@@ -56,7 +56,7 @@ def outbox(ns: str, customer_id: str) -> str:
 
 
 def profile_pattern(ns: str) -> str:
-    """SCAN pattern matching every profile hash (and only those)."""
+    """SCAN pattern matching every profile key (and only those)."""
     return f"{ns}:c:{{*}}"
 
 

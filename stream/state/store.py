@@ -46,11 +46,32 @@ def _entry(customer_id: str, marker_field: int | str, raw: bytes) -> Outbound:
         return Routed.from_bytes(customer_id, raw)
     return Deletion.from_bytes(raw) if marker_field.startswith("d:") else TrainingRecord.from_bytes(raw)
 
+def stored(version: int, profile: Profile) -> bytes:
+    """A profile key's value: ``<version>:<profile JSON>`` (a string, not a hash: a hash
+    with a value over 64 bytes leaves Redis's compact encoding, ~200 bytes per customer)."""
+    return b"%d:%s" % (version, profile.to_bytes())
+
+
+def split_stored(raw: bytes | None) -> tuple[int, bytes | None]:
+    """The version and profile JSON of a profile key's value (``(0, None)`` for no key)."""
+    if not raw:
+        return 0, None
+    version, _, blob = raw.partition(b":")
+    return int(version), blob
+
+
+def read_stored(raw: bytes | None) -> Profile | None:
+    """The profile in a profile key's value, ``None`` for no key."""
+    blob = split_stored(raw)[1]
+    return Profile.from_bytes(blob) if blob else None
+
+
 _COMMIT = """
-local current = redis.call('HGET', KEYS[1], 'v') or '0'
-if current ~= ARGV[1] then return -1 end
-local version = tonumber(current) + 1
-redis.call('HSET', KEYS[1], 'v', version, 's', ARGV[2])
+local current = redis.call('GET', KEYS[1])
+local version = current and tonumber(string.match(current, '^(%d+):')) or 0
+if version ~= tonumber(ARGV[1]) then return -1 end
+version = version + 1
+redis.call('SET', KEYS[1], version .. ':' .. ARGV[2])
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 return version
 """
@@ -113,12 +134,12 @@ class ProfileStore:
         """Read the profiles of ``customer_ids`` in one round trip (new customers get empty profiles)."""
         pipe = self._pipeline()
         for cid in customer_ids:
-            pipe.hmget(keys.profile(self.ns, cid), "v", "s")
+            pipe.get(keys.profile(self.ns, cid))
         rows = await self._round_trip(pipe)
         out: dict[str, Loaded] = {}
-        for cid, (version, blob) in zip(customer_ids, rows):
-            profile = Profile.from_bytes(blob) if blob else Profile(customer_id=cid)
-            out[cid] = Loaded(int(version or 0), profile)
+        for cid, raw in zip(customer_ids, rows):
+            version, blob = split_stored(raw)
+            out[cid] = Loaded(version, Profile.from_bytes(blob) if blob else Profile(customer_id=cid))
         return out
 
     async def commit(

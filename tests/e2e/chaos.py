@@ -35,6 +35,7 @@ from stream.rules import load_rules
 from stream.state import keys
 from stream.state.profile import Profile, event_time, iso, now_ms
 from stream.state.rulestore import policy_settings
+from stream.state.store import read_stored
 from tests.e2e.engine import Engine
 from tests.e2e.harness import Proc, TopicReader, free_port
 
@@ -361,8 +362,9 @@ def profiles(settings: Settings, customers: Iterable[str]) -> dict[str, Profile]
     ids = list(customers)
     pipe = redis_client(settings).pipeline(transaction=False)
     for cid in ids:
-        pipe.hget(keys.profile(settings.namespace, cid), "s")
-    return {cid: Profile.from_bytes(raw) for cid, raw in zip(ids, pipe.execute()) if raw}
+        pipe.get(keys.profile(settings.namespace, cid))
+    found = {cid: read_stored(raw) for cid, raw in zip(ids, pipe.execute())}
+    return {cid: p for cid, p in found.items() if p is not None}
 
 
 def heartbeats(settings: Settings) -> dict[str, dict[str, Any]]:

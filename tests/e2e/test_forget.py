@@ -13,7 +13,7 @@ import redis
 
 from stream.config import Settings
 from stream.state import keys
-from stream.state.profile import Profile
+from stream.state.store import read_stored
 from tests.e2e.engine import Engine, settings_with_rules
 from tests.e2e.harness import ROOT, TopicReader, api_headers, http_json, produce, settings_env, track, wait_until
 
@@ -49,7 +49,8 @@ def test_forget_exits_segments_erases_data_publishes_deletions_and_suppresses(ba
 
         client = redis.Redis.from_url(settings.redis_url)
         for customer in ("gone-api", "gone-cli"):
-            tombstone = Profile.from_bytes(client.hget(keys.profile(settings.namespace, customer), "s"))
+            tombstone = read_stored(client.get(keys.profile(settings.namespace, customer)))
+            assert tombstone is not None
             assert (tombstone.traits, tombstone.history, tombstone.counts, tombstone.memberships) == ({}, [], {}, {})
             assert client.zscore(keys.segment(settings.namespace, "buyers"), customer) is None
             status, body = http_json("GET", f"{eng.api_url}/v1/customers/{customer}", headers=api_headers(settings))

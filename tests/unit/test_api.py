@@ -25,6 +25,7 @@ from stream.serving.api import create_app, run
 from stream.state.rulestore import RuleWatcher
 from stream.state import keys
 from stream.state.profile import Event, Profile, iso
+from stream.state.store import stored
 from tests.e2e.harness import free_port, http_json, wait_until
 
 NS = "t"
@@ -119,7 +120,7 @@ def settings(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settin
     (rules_dir / "segments.yaml").write_text(RULES)
     r = redis.Redis.from_url(redis_url)
     for profile in [ALICE, *(Profile(cid, memberships={"odd": T1}) for cid in ODD_IDS)]:
-        r.hset(keys.profile(NS, profile.customer_id), mapping={"v": 1, "s": profile.to_bytes()})
+        r.set(keys.profile(NS, profile.customer_id), stored(1, profile))
     r.zadd(keys.segment(NS, "buyers"), dict.fromkeys(BUYERS, 0))
     r.zadd(keys.segment(NS, "vip"), {"alice": 0})
     r.zadd(keys.segment(NS, "odd"), dict.fromkeys(ODD_IDS, 0))

@@ -34,6 +34,7 @@ from stream.rules import load_rules
 from stream.serving.api import create_app
 from stream.state import keys
 from stream.state.profile import Event, Profile
+from stream.state.store import stored
 from stream.state.rulestore import RuleWatcher
 from tests.unit.test_api import redis_url  # noqa: F401 - the private redis-server fixture
 from tests.unit.test_fuzz_collector import FUZZ, served
@@ -98,7 +99,7 @@ def api(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ap
     (rules_dir / "segments.yaml").write_text(RULES)
     seed = redis.Redis.from_url(redis_url)
     for profile in PROFILES:
-        seed.hset(keys.profile(NS, profile.customer_id), mapping={"v": 1, "s": profile.to_bytes()})
+        seed.set(keys.profile(NS, profile.customer_id), stored(1, profile))
     seed.zadd(keys.segment(NS, "buyers"), dict.fromkeys(ODD_IDS + ["alice"], 0))
     seed.hset(keys.stats(NS), mapping={"events": 3, "dead_letter:too_deep": 1})
     settings = Settings(
