@@ -144,6 +144,12 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
     return run(settings)
 
 
+def _destinations(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.destinations.runner import run
+
+    return run(settings, args.config)
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from stream.supervisor import run_all
 
@@ -302,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("worker", _worker, "Consume events, keep profiles in Redis, evaluate rules, publish segment changes.")
     add("trainer", _trainer, "Learn the models (churn, propensity, LTV, RFM, clusters) from the training topic; publish snapshots.")
     add("api", _api, "Serve the query API: profiles, memberships, segments and their members.")
+    destinations = add("destinations", _destinations, "Deliver segment changes to webhooks (signed, retried, dead-lettered) and sync audience lists.")
+    destinations.add_argument("--config", type=Path, help="destinations file (default: SEGSTREAM_DESTINATIONS, destinations.yaml)")
     from stream.bench.options import add_arguments as bench_arguments
 
     bench_arguments(add("bench", _bench, "Benchmark throughput, latency, timers and memory against ceilings and SQL; print a table, write JSON."))

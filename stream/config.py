@@ -175,6 +175,13 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", validation_alias="SEGSTREAM_LOG_LEVEL", description="Log level of every process.")
 
+    # Destinations: webhooks and audience sync (README, Destinations).
+    destinations: str = Field(
+        "destinations.yaml",
+        validation_alias="SEGSTREAM_DESTINATIONS",
+        description="Destinations file `segstream destinations` delivers segment changes to (webhooks, audience sync); `segstream run` starts it when the file exists.",
+    )
+
     @field_validator("critical_fields")
     @classmethod
     def _critical(cls, value: str) -> str:

@@ -1,4 +1,5 @@
-"""``segstream run``: the collector, the worker, the model trainer and the API as child processes of one command.
+"""``segstream run``: the collector, the worker, the model trainer and the API as child processes of one command
+(and ``segstream destinations`` when the destinations file exists).
 
 Each child's output is printed line by line behind its name. A child that dies
 is reported and restarted after a backoff (1 s, doubling up to 30 s, reset once
@@ -22,6 +23,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import IO
 
@@ -32,13 +34,15 @@ from stream.auth.manage import LocalAccess, ensure_local_admin_key
 from stream.auth.redact import redact_url
 from stream.config import Settings
 
-#: Child name -> its ``segstream`` arguments. ``rules`` deploys rules/ and redeploys it on every edit.
+#: Child name -> its ``segstream`` arguments. ``rules`` deploys rules/ and redeploys it on every edit;
+#: ``destinations`` runs only when the destinations file (``SEGSTREAM_DESTINATIONS``) exists.
 CHILDREN = {
     "collector": ["collector"],
     "worker": ["worker"],
     "trainer": ["trainer"],
     "api": ["api"],
     "rules": ["rules", "watch"],
+    "destinations": ["destinations"],
 }
 BACKOFF_START_S = 1.0
 BACKOFF_MAX_S = 30.0
@@ -214,7 +218,11 @@ def run_all(settings: Settings, start_services: bool) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        children = [Child(name, [sys.executable, "-m", "stream.cli", *args]) for name, args in CHILDREN.items()]
+        children = [
+            Child(name, [sys.executable, "-m", "stream.cli", *args])
+            for name, args in CHILDREN.items()
+            if name != "destinations" or Path(settings.destinations).is_file()
+        ]
         _emit(_banner(settings, _local_access(settings)))
         supervise(children, stop)
     finally:
