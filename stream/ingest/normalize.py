@@ -385,12 +385,18 @@ def _words(name: str) -> list[str]:
         for i in range(1, len(chunk)):
             here, before = chunk[i], chunk[i - 1]
             after = chunk[i + 1] if i + 1 < len(chunk) else ""
-            if here.isupper() and (not before.isupper() or after.islower()):
+            if _upper(here) and (not _upper(before) or after.islower()):
                 words.append(chunk[start:i])
                 start = i
         if chunk:
             words.append(chunk[start:])
     return [w for w in words if _alnum(w)]
+
+
+def _upper(char: str) -> bool:
+    # Upper case that lower-casing changes: 'A', not '𝜜' (upper case without a lower-case form),
+    # which would otherwise split again after being "lower-cased" (names must stay canonical).
+    return char.isupper() and char.lower() != char
 
 
 def _alnum(text: str) -> str:

@@ -135,12 +135,14 @@ def test_an_amount_that_is_not_a_number_leaves_the_event_unconverted() -> None:
         ("HTTPStatus", "http_status", "httpStatus"),
         ("address2", "address2", "address2"),
         ("---", "---", "---"),
+        ("A𝜜", "a𝜜", "a𝜜"),  # 𝜜 is upper case with no lower-case form: no word break before it
     ],
 )
 def test_trait_names(name: str, snake: str, camel: str) -> None:
     assert trait_name(name, "snake") == snake
     assert trait_name(name, "camel") == camel
     assert trait_name(name, "none") == name
+    assert trait_name(snake, "snake") == snake and trait_name(camel, "camel") == camel
 
 
 def test_identify_traits_and_context_traits_are_renamed(shipped: Normalizer) -> None:
