@@ -72,9 +72,6 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     from stream.rules import RuleError, load_rules
     from stream.state.profile import parse_time
 
-    def progress(done: int) -> None:
-        print(f"\r{done:,} events replayed", end="", file=sys.stderr, flush=True)
-
     try:
         ruleset = load_rules(args.rules or settings.rules_dir)
         result = backtest(
@@ -83,7 +80,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
             settings.history_max_events,
             snapshot_every=args.snapshot_every,
             until=parse_time(args.until) if args.until else None,
-            progress=progress,
+            progress=_replay_progress(args.file),
         )
     except RuleError as exc:
         print(exc, file=sys.stderr)
@@ -127,6 +124,25 @@ def _forget(args: argparse.Namespace, settings: Settings) -> int:
     for customer in args.ids:
         print(f"{customer}: forget requested{' (later events suppressed)' if args.suppress else ''}")
     print(f"the owning workers exit their segments and publish deletion records on {settings.deletions_topic}")
+    return 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.config import configure_logging
+    from stream.warehouse.errors import WarehouseError
+    from stream.warehouse.sink import export
+    from stream.warehouse.sql import query
+
+    try:
+        if args.sql:
+            query(args.to, args.sql, sys.stdout)
+            return 0
+        configure_logging(settings)
+        totals = export(settings, args.to, args.group or f"{settings.namespace}-export", args.once, args.idle)
+    except WarehouseError as exc:
+        print(f"segstream export: {exc}", file=sys.stderr)
+        return 1
+    print(totals.summary())
     return 0
 
 
@@ -194,11 +210,9 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     policy = ruleset.policy(settings.history_max_events)
     until = parse_time(args.until) if args.until else None
 
-    def progress(done: int) -> None:
-        print(f"\r{done:,} events replayed", end="", file=sys.stderr, flush=True)
-
-    source = read_topic(settings, args.source[len("topic:") :]) if args.source.startswith("topic:") else read_events(Path(args.source))
-    result = replay(source, ruleset, policy, until=until, progress=progress)
+    from_topic = args.source.startswith("topic:")
+    source = read_topic(settings, args.source[len("topic:") :]) if from_topic else read_events(Path(args.source))
+    result = replay(source, ruleset, policy, until=until, progress=_replay_progress(None if from_topic else args.source))
     print(file=sys.stderr)
     if args.out:
         with open(args.out, "wb") as fh:
@@ -221,6 +235,86 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{name:<32} {row['entered']:>8} {row['exited']:>8} {row['members']:>8}")
     print(f"{len(result.profiles)} customers, {len(result.changes)} changes, {len(result.rejected)} rejected records")
     return 0
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from stream.bench.progress import Progress
+    from stream.importer.checkpoint import CheckpointError
+    from stream.importer.run import run_import
+    from stream.importer.sources import SourceError
+    from stream.ingest.normalize import ConfigFileError
+    from stream.kafka import KafkaUnavailable
+
+    if not args.file.is_file():
+        print(f"segstream import: {args.file}: no such file", file=sys.stderr)
+        return 2
+    try:
+        summary = asyncio.run(run_import(settings, args.file, args.mapping, args.limit, args.restart, Progress(every_s=2.0)))
+    except (ConfigFileError, SourceError, CheckpointError) as exc:
+        print(f"segstream import: {exc}", file=sys.stderr)
+        return 2
+    except KafkaUnavailable as exc:
+        print(f"segstream import: {exc}; run the same command again to resume", file=sys.stderr)
+        return 1
+    print("\n".join(summary.lines()))
+    return 0
+
+
+def _replay_progress(path: str | None) -> Callable[[int], None]:
+    """A progress callback showing a bar and percentage of a file's events (a count for a topic) on stderr."""
+    from stream.bench.progress import Progress
+
+    total = _records_in(Path(path)) if path is not None else None
+    shown = Progress()
+
+    def progress(done: int) -> None:
+        if total:
+            filled = min(30, 30 * done // total)
+            shown.update(f"[{'#' * filled}{'.' * (30 - filled)}] {min(100.0, 100 * done / total):5.1f}%  {done:,} of ~{total:,} events replayed")
+        else:
+            shown.update(f"{done:,} events replayed")
+
+    return progress
+
+
+def _records_in(path: Path) -> int | None:
+    """About how many records a JSON-lines or CSV file holds (its lines; minus the header for CSV)."""
+    try:
+        with path.open("rb") as fh:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    except OSError:
+        return None  # replay reports the unreadable file itself
+    return max(lines - (path.suffix.lower() == ".csv"), 1)
+
+
+def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.client import SegstreamError
+    from stream.observability.tail import tail
+
+    try:
+        tail(settings, sys.stdout, args.segment, args.customer, args.json, args.from_beginning, args.idle)
+    except SegstreamError as exc:
+        print(f"segstream tail: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from stream.observability.status import format_status, gather, healthy
+
+    urls = args.worker if args.worker is not None else ([f"http://127.0.0.1:{settings.worker_port}"] if settings.worker_port else [])
+    status = gather(settings, urls)
+    if args.json:
+        sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(format_status(status))
+    return 0 if healthy(status) else 1
 
 
 def _rules_deploy(args: argparse.Namespace, settings: Settings) -> int:
@@ -316,6 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
     forget = add("forget", _forget, "Erase customers (GDPR/CCPA): profile, history, ids and scores; exit their segments.")
     forget.add_argument("ids", nargs="+", help="customer ids")
     forget.add_argument("--suppress", action="store_true", help="also drop every later event for these ids (suppression list)")
+    export = add("export", _export, "Write segment changes and profile snapshots as date-partitioned Parquet files; query them with SQL.")
+    export.add_argument("--to", type=Path, required=True, metavar="DIR", help="the export directory (one exporter and group per directory)")
+    export.add_argument("--once", action="store_true", help="drain the changes topic, write a profile snapshot, exit (for cron)")
+    export.add_argument("--idle", type=float, default=5.0, help="with --once: seconds without a new change that mean drained (default 5)")
+    export.add_argument("--group", help="consumer group (default: <SEGSTREAM_NAMESPACE>-export)")
+    export.add_argument("--sql", help="instead, run this DuckDB SQL over DIR (views changes, profiles; members_at(segment, time)); print CSV")
     models = add("models", _models, "Show the models' versions and quality (progressive validation) from the newest snapshot.")
     models.add_argument("--json", action="store_true", help="print the whole report as JSON")
     backtest = add(
@@ -335,7 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-services", action="store_true", help="never start local Kafka/Redis")
     services = add("services", _services, "Start, stop or inspect the local Kafka broker (Tansu) and redis-server.")
-    services.add_argument("action", choices=["up", "down", "status"])
+    services.add_argument(
+        "action", choices=["up", "down", "status"], help="up: start what does not answer; down: stop what up started; status: show both"
+    )
     replay = add(
         "replay",
         _replay,
@@ -350,19 +452,28 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", type=Path, help="write the changes as JSON lines to this file")
     replay.add_argument("--out-topic", help="publish the changes to this Kafka topic (keyed by customer)")
     replay.add_argument("--until", help="fire timers up to this ISO time (default: the last event's time)")
-    rules = sub.add_parser("rules", help="Work with rule files.", description="Work with rule files.")
+    import_ = add("import", _import, "Import CRM records (as identify) or event histories (as track, at their own times) from a file.")
+    import_.add_argument("file", type=Path, help="CSV, JSON lines or Parquet")
+    import_.add_argument("--mapping", type=Path, required=True, help="mapping YAML: kind, id and time columns, traits or properties")
+    import_.add_argument("--limit", type=int, help="import at most N rows in this run (the next run continues after them)")
+    import_.add_argument("--restart", action="store_true", help="ignore the checkpoint and import from the first row")
+    rules = sub.add_parser(
+        "rules",
+        help="Check, deploy, watch rule files; print their JSON Schema.",
+        description="Check, deploy and watch rule files (YAML segment definitions), or print their JSON Schema.",
+    )
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
-    check = rules_sub.add_parser("check", help="Validate rule files and report every error with file, rule and field.")
+    check = _described(rules_sub, "check", "Validate rule files and report every error with file, rule and field (exit 1 on errors).")
     check.add_argument("paths", nargs="*", help="rule files or directories (default: SEGSTREAM_RULES)")
     check.set_defaults(func=_rules_check)
-    deploy = rules_sub.add_parser(
-        "deploy", help="Validate rule files and make them the rule set of every running worker (backfilled live)."
+    deploy = _described(
+        rules_sub, "deploy", "Validate rule files and make them the rule set of every running worker and API (backfilled live; needs Redis)."
     )
     deploy.add_argument("path", nargs="?", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
     deploy.set_defaults(func=_rules_deploy)
-    schema = rules_sub.add_parser("schema", help="Print the JSON Schema of a rule file (for editors and CI checks).")
+    schema = _described(rules_sub, "schema", "Print the JSON Schema of a rule file (for editors and CI checks).")
     schema.set_defaults(func=_rules_schema)
-    watch = rules_sub.add_parser("watch", help="Deploy the rules now and again on every change of a rule file.")
+    watch = _described(rules_sub, "watch", "Deploy the rules now and again on every change of a rule file (until Ctrl-C).")
     watch.add_argument("path", nargs="?", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
     watch.set_defaults(func=_rules_watch)
     keys = sub.add_parser(
@@ -373,16 +484,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     keys.set_defaults(func=_keys)
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    add_write = keys_sub.add_parser("add-write", help="Create a write key for a source (a site or app); prints it once.")
+    add_write = _described(keys_sub, "add-write", "Create a write key for a source (a site or app); prints it once.")
     add_write.add_argument("source", help="the source sending with this key (letters, digits, . _ -)")
-    add_api = keys_sub.add_parser("add-api", help="Create a query-API key; prints it once.")
+    add_api = _described(keys_sub, "add-api", "Create a query-API key; prints it once.")
     add_api.add_argument("name", help="who or what uses the key (letters, digits, . _ -)")
     add_api.add_argument("--scope", choices=["read", "admin"], default="read", help="read (default), or admin: also forget and deploy rules")
-    list_ = keys_sub.add_parser("list", help="List keys: id, kind, source or name, scope, last 4 characters, dates (never a key).")
+    list_ = _described(keys_sub, "list", "List keys: id, kind, source or name, scope, last 4 characters, dates (never a key).")
     list_.add_argument("--json", action="store_true", help="print the records as JSON")
-    revoke = keys_sub.add_parser("revoke", help="Revoke keys by id, or by name when it names one active key.")
+    revoke = _described(keys_sub, "revoke", "Revoke keys by id, or by name when it names one active key.")
     revoke.add_argument("refs", nargs="+", metavar="ID_OR_NAME", help="key ids (`segstream keys list`) or names")
+    tail = add(
+        "tail",
+        _tail,
+        "Watch segment changes live from the changes topic: one line each (time, customer, entered/exited, segment, reason).",
+    )
+    tail.add_argument("--segment", help="only this segment's changes")
+    tail.add_argument("--customer", help="only this customer's changes")
+    tail.add_argument("--json", action="store_true", help="print each change record as one JSON line")
+    tail.add_argument("--from-beginning", action="store_true", help="start with the oldest change the topic keeps (default: from now on)")
+    tail.add_argument("--idle", type=float, metavar="SECONDS", help="stop after this many seconds without a change (default: never)")
+    status = add(
+        "status",
+        _status,
+        "Summarise the engine: Kafka and Redis reachable, topics, committed offsets and lag, live workers, rule version, "
+        "segment sizes, model quality. Exit 1 when Kafka or Redis does not answer.",
+    )
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.add_argument(
+        "--worker",
+        action="append",
+        metavar="URL",
+        help="a worker's metrics address for lag, repeatable (default: http://127.0.0.1:SEGSTREAM_WORKER_PORT)",
+    )
     return parser
+
+
+def _described(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` shows ``text`` as its description too."""
+    return sub.add_parser(name, help=text, description=text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

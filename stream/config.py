@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from stream.auth.credentials import KeyRecord, parse_api_keys, parse_write_keys
 from stream.auth.redact import mask_secrets_in_logs, secret_values
 from stream.ingest.quality import parse_critical
+from stream.observability.logs import JsonFormatter
 
 LOCAL_KAFKA = "127.0.0.1:19092"
 LOCAL_REDIS = "redis://127.0.0.1:16379/0"
@@ -172,8 +173,42 @@ class Settings(BaseSettings):
         validation_alias="SEGSTREAM_SNAPSHOT_EVERY",
         description="Seconds between model snapshots the trainer publishes (when it learned something).",
     )
+    export_batch: int = Field(
+        100_000,
+        ge=1,
+        validation_alias="SEGSTREAM_EXPORT_BATCH",
+        description="Segment changes `segstream export` buffers before it writes Parquet files and commits (flush on size).",
+    )
+    export_flush_s: float = Field(
+        60.0,
+        gt=0,
+        validation_alias="SEGSTREAM_EXPORT_FLUSH",
+        description="Seconds `segstream export` holds buffered changes at most before writing them (flush on time).",
+    )
+    export_snapshot_every_s: float = Field(
+        3600.0,
+        gt=0,
+        validation_alias="SEGSTREAM_EXPORT_SNAPSHOT_EVERY",
+        description="Seconds between the profile snapshots `segstream export` writes (one at start, one at the end of --once).",
+    )
 
     log_level: str = Field("INFO", validation_alias="SEGSTREAM_LOG_LEVEL", description="Log level of every process.")
+
+    # Observability: logs, metrics and health endpoints (README, Observability).
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        validation_alias="SEGSTREAM_LOG_FORMAT",
+        description="Log lines of every process: text, or json (one object per line: ts, level, logger, message, extra fields).",
+    )
+    worker_host: str = Field(
+        "127.0.0.1", validation_alias="SEGSTREAM_WORKER_HOST", description="Listen address of the worker's /metrics, /healthz and /readyz."
+    )
+    worker_port: int = Field(
+        8090,
+        ge=0,
+        validation_alias="SEGSTREAM_WORKER_PORT",
+        description="Listen port of the worker's /metrics, /healthz and /readyz; 0: none (give each worker on one host its own).",
+    )
 
     # Destinations: webhooks and audience sync (README, Destinations).
     destinations: str = Field(
@@ -294,6 +329,11 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Log to stderr at ``SEGSTREAM_LOG_LEVEL`` with timestamps and logger names, secrets masked."""
+    """Log to stderr at ``SEGSTREAM_LOG_LEVEL``, as text or JSON lines (``SEGSTREAM_LOG_FORMAT``), secrets masked."""
     mask_secrets_in_logs(settings.secrets)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])

@@ -26,7 +26,9 @@ over 500 KB; ``429`` over the key's rate limit; ``503`` when Kafka does not
 acknowledge or the keys could not be read yet (SDKs retry 429 and 5xx). Error
 bodies also carry ``code`` and ``message``, which the Segment SDKs show in their
 errors. ``GET /stats`` serves the counters (to a query-API key of scope read,
-``Authorization: Bearer``), ``GET /health`` answers ``{"status": "ok"}``.
+``Authorization: Bearer``) and ``GET /metrics`` the same in Prometheus text;
+``GET /health`` answers ``{"status": "ok"}``, ``GET /healthz`` and ``GET /readyz``
+liveness and readiness (Kafka and Redis answer; :mod:`stream.observability.health`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import sys
 import time
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -61,6 +63,8 @@ from stream.ingest.events import BATCH, MAX_REQUEST_BYTES, Outcome, Record, norm
 from stream.ingest.normalize import NormalizationError, Normalizer, load_normalization
 from stream.ingest.openapi import openapi_route
 from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics
+from stream.observability.exposition import PROMETHEUS_TEXT, counter_family, render_lines
+from stream.observability.health import Check, add_health_routes, kafka_check, redis_check
 
 log = logging.getLogger("stream.collector")
 
@@ -128,6 +132,23 @@ class Stats:
     rejected_requests: Counter[str] = field(default_factory=Counter)
     normalization: Counter[str] = field(default_factory=Counter)
 
+    def metrics(self) -> str:
+        """The counters in Prometheus text (this process only: Prometheus sums collectors)."""
+        lines = [
+            "# HELP segstream_collector_requests_total HTTP requests to the event endpoints.",
+            "# TYPE segstream_collector_requests_total counter",
+            f"segstream_collector_requests_total {self.requests}",
+        ]
+        for name, label, values, help_ in (
+            ("events", "type", self.accepted, "Events accepted (acknowledged by Kafka), by type."),
+            ("source_events", "source", self.sources, "Events accepted, by source (write key)."),
+            ("rejected_events", "reason", self.rejected_events, "Events refused, by reason."),
+            ("rejected_requests", "reason", self.rejected_requests, "Requests refused, by reason."),
+            ("normalization_notes", "kind", self.normalization, "Values left as sent by normalization, by kind."),
+        ):
+            lines += counter_family(f"segstream_collector_{name}_total", help_, label, values)
+        return render_lines(lines)
+
     def public(self) -> dict[str, Any]:
         """The counters as JSON: accepted events by type and by source, refused events and requests by reason."""
         return {
@@ -154,14 +175,19 @@ class Gate:
 
 
 def create_app(
-    settings: Settings, producer: EventSink, normalizer: Normalizer | None = None, keys: KeyRing | None = None
+    settings: Settings,
+    producer: EventSink,
+    normalizer: Normalizer | None = None,
+    keys: KeyRing | None = None,
+    checks: Mapping[str, Check] | None = None,
 ) -> web.Application:
     """The collector's aiohttp application, producing accepted events with ``producer``.
 
     With ``normalizer`` every accepted event is normalized before it is produced
     (see :mod:`stream.ingest.normalize`). ``keys`` are the write (and, for
     ``/stats``, API) keys accepted, re-read while the app runs; default: those of
-    the environment only. Serve it with ``web.run_app`` or
+    the environment only. ``checks`` decide ``/readyz`` (see
+    :mod:`stream.observability.health`). Serve it with ``web.run_app`` or
     ``aiohttp.test_utils.TestServer``; the caller owns ``producer`` and closes it.
     """
     # Bodies are decompressed here, not by aiohttp, to answer bad gzip and
@@ -176,6 +202,8 @@ def create_app(
         app.router.add_route("OPTIONS", f"/v1/{path}", _preflight)
     app.router.add_get("/health", _health)
     app.router.add_get("/stats", _stats)
+    app.router.add_get("/metrics", _metrics)
+    add_health_routes(app, checks or {})
     app.router.add_get("/openapi.json", openapi_route(PATHS))
     app.on_response_prepare.append(_allow_origin)
     return app
@@ -197,7 +225,8 @@ def run(settings: Settings) -> int:
     redis_client = aioredis.Redis.from_url(
         settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
     )
-    app = create_app(settings, producer, normalizer, keyring(settings, redis_client, partial(_announce, settings)))
+    checks = {"kafka": kafka_check(settings), "redis": redis_check(redis_client)}
+    app = create_app(settings, producer, normalizer, keyring(settings, redis_client, partial(_announce, settings)), checks)
     app.cleanup_ctx.append(partial(_topics, settings))
 
     async def close(_: web.Application) -> None:
@@ -410,13 +439,23 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _stats(request: web.Request) -> web.Response:
+    return _refused_reader(request, "GET /stats") or web.json_response(request.app[STATS].public())
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    refused = _refused_reader(request, "GET /metrics")
+    return refused or web.Response(text=request.app[STATS].metrics(), headers={"Content-Type": PROMETHEUS_TEXT})
+
+
+def _refused_reader(request: web.Request, endpoint: str) -> web.Response | None:
+    """The refusal for a request without a query-API key of scope read (counted), else ``None``."""
     stats, ring = request.app[STATS], request.app[KEYS]
     try:
-        api_access(ring.keys, ring.loaded, request.headers.get("Authorization"), "read", "GET /stats")
+        api_access(ring.keys, ring.loaded, request.headers.get("Authorization"), "read", endpoint)
     except AccessDenied as exc:
         stats.rejected_requests[exc.reason] += 1
         return _failure(exc.status, exc.reason, exc.message, headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
-    return web.json_response(stats.public())
+    return None
 
 
 def _announce(settings: Settings, keys: KeySet) -> None:

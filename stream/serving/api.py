@@ -3,7 +3,7 @@
 JSON over the Redis state the worker maintains (key layout in
 :mod:`stream.state.keys`). Every error is ``{"error": "..."}`` with its status.
 
-Every endpoint but ``/health`` needs an API key, ``Authorization: Bearer <key>``:
+Every endpoint but ``/health``, ``/healthz`` and ``/readyz`` needs an API key, ``Authorization: Bearer <key>``:
 scope read for the reads (and ``/metrics``), scope admin for forgetting a
 customer and deploying rules (``ADMIN_ENDPOINTS``). 401 without a valid key, 403
 with too weak a scope (:mod:`stream.auth`).
@@ -23,7 +23,8 @@ with too weak a scope (:mod:`stream.auth`).
 ``POST /v1/rules``                     deploy ``{"files": {"name.yaml": "<YAML>"}}`` (validated first); admin
 ``GET /v1/stats``                      the worker's counters, ``{name: int}``
 ``GET /v1/models``                     the newest model snapshot: versions, quality report, clusters
-``GET /metrics``                       Prometheus text: counters and model quality gauges
+``GET /metrics``                       Prometheus text: counters, segment sizes and model quality gauges
+``GET /healthz``, ``GET /readyz``      liveness, and readiness (Redis and Kafka answer); no key
 =====================================  ==============================================================
 
 Customer ids and segment names are single path segments: percent-encode them
@@ -36,7 +37,7 @@ import asyncio
 import logging
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -56,6 +57,8 @@ from stream.state.rulestore import RuleWatcher, deploy, open_rules
 from stream.state.store import read_stored
 from stream.kafka import AsyncProducer, KafkaUnavailable
 from stream.models.report import metrics_lines
+from stream.observability.exposition import PROMETHEUS_TEXT, gauge_family, label_value, render_lines
+from stream.observability.health import HEALTH_PATHS, Check, add_health_routes, kafka_check, redis_check
 from stream.output.deletions import forget_request
 from stream.serving.openapi import openapi_route
 from stream.state import keys, modelstore
@@ -67,16 +70,14 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 ENDPOINTS = (
     "/health, /v1/customers/{id}[/segments[/{segment}/explain]], /v1/segments[/{name}/members], /v1/rules, /v1/stats, "
-    "/v1/models, /metrics"
+    "/v1/models, /metrics, /healthz, /readyz"
 )
 #: Paths anybody may call, without an API key.
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/health"}) | HEALTH_PATHS
 #: Endpoints (method, route) that need an API key of scope admin; every other one needs scope read.
 ADMIN_ENDPOINTS = frozenset({("DELETE", "/v1/customers/{id}"), ("POST", "/v1/rules")})
 #: Longest chain of identity merges a lookup follows.
 MAX_REDIRECTS = 8
-#: Content type of the Prometheus text exposition format.
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 #: Seconds to wait for Redis to connect or answer before a request fails with 503.
 REDIS_TIMEOUT_S = 5.0
 
@@ -188,11 +189,15 @@ class _Handlers:
         segments = [{"segment": name, "entered_at": iso(at)} for name, at in sorted(profile.memberships.items())]
         return _json({"customer_id": profile.customer_id, "segments": segments})
 
-    async def segment_list(self, request: web.Request) -> web.Response:
+    async def member_counts(self) -> list[int]:
+        """Members of each segment of :attr:`segments`, in order (one round trip)."""
         pipe = self.redis.pipeline(transaction=False)
         for name in self.segments:
             pipe.zcard(keys.segment(self.ns, name))
-        counts = await pipe.execute()
+        return await pipe.execute()
+
+    async def segment_list(self, request: web.Request) -> web.Response:
+        counts = await self.member_counts()
         return _json(
             {
                 "segments": [
@@ -281,10 +286,12 @@ class _Handlers:
     async def metrics(self, request: web.Request) -> web.Response:
         counters = await self.redis.hgetall(keys.stats(self.ns))
         lines = counter_lines({name.decode(): int(value) for name, value in counters.items()})
+        sizes = dict(zip(self.segments, await self.member_counts()))
+        lines += gauge_family("segstream_segment_members", "Current members of the segment (its member set in Redis).", "segment", sizes)
         info = await modelstore.load_info(self.redis, self.ns)
         if info is not None:
             lines += metrics_lines(info["report"], self.ns)
-        return web.Response(text="\n".join(lines) + "\n", headers={"Content-Type": PROMETHEUS_TEXT})
+        return web.Response(text=render_lines(lines), headers={"Content-Type": PROMETHEUS_TEXT})
 
     async def _profile(self, customer_id: str) -> Profile:
         """The profile of ``customer_id``, following identity merges to the surviving profile."""
@@ -326,13 +333,8 @@ def counter_lines(counters: dict[str, int]) -> list[str]:
     for name, value in sorted(counters.items()):
         if name.startswith("missing:"):
             event, _, path = name[len("missing:") :].rpartition(":")
-            lines.append(f'segstream_missing_fields_total{{event="{_label(event)}",field="{_label(path)}"}} {value}')
+            lines.append(f'segstream_missing_fields_total{{event="{label_value(event)}",field="{label_value(path)}"}} {value}')
     return lines
-
-
-def _label(value: str) -> str:
-    """A Prometheus label value, escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _limit(raw: str | None) -> int:
@@ -350,19 +352,22 @@ def create_app(
     rules: RuleWatcher,
     producer: EventSink | None = None,
     keys: KeyRing | None = None,
+    checks: Mapping[str, Check] | None = None,
 ) -> web.Application:
     """The API as an aiohttp application; ``redis_client`` must use ``decode_responses=False``.
 
     ``producer`` writes forget requests (without it ``DELETE`` answers 503).
     ``keys``: the API keys accepted; default: the environment's and the
     namespace's in Redis, re-read every ``SEGSTREAM_KEYS_REFRESH`` s while the app
-    runs. The caller owns ``redis_client`` and ``producer`` and closes them.
+    runs. ``checks`` decide ``/readyz`` (default: Redis answers). The caller owns
+    ``redis_client`` and ``producer`` and closes them.
     """
     h = _Handlers(settings, redis_client, rules, producer)
     ring = keys if keys is not None else keyring(settings, redis_client)
     app = web.Application(middlewares=[_json_errors, _authenticate(ring)])
     app.cleanup_ctx.append(lambda _app: ring.serving())
     app.router.add_get("/health", h.health)
+    add_health_routes(app, checks if checks is not None else {"redis": redis_check(redis_client)})
     # ``[^/]+`` rather than aiohttp's default, which refuses braces inside ids.
     app.router.add_get("/v1/customers/{id:[^/]+}", h.customer)
     app.router.add_delete("/v1/customers/{id:[^/]+}", h.forget)
@@ -389,7 +394,8 @@ def run(settings: Settings) -> int:
         )
         rules = await open_rules(settings, client, now_ms())
         producer = AsyncProducer(settings)
-        application = create_app(settings, client, rules, producer)
+        checks = {"redis": redis_check(client), "kafka": kafka_check(settings)}
+        application = create_app(settings, client, rules, producer, checks=checks)
 
         async def follow_rules(_: web.Application) -> AsyncIterator[None]:
             task = asyncio.create_task(_follow(rules))
@@ -402,7 +408,8 @@ def run(settings: Settings) -> int:
         return application
 
     try:
-        web.run_app(app(), host=settings.api_host, port=settings.api_port)
+        quiet = settings.log_format == "json"  # aiohttp's banner is not a JSON line
+        web.run_app(app(), host=settings.api_host, port=settings.api_port, print=None if quiet else print)
     except RuleError as exc:
         print(f"segstream api: refusing to start, the rules are invalid:\n{exc}", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ from stream.enrich import EnrichmentError
 from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics, faust_credentials, topic_id
 from stream.models.lifecycle import Modelling
 from stream.models.snapshot import Snapshot
+from stream.observability.worker import WORKER, serve_observability
 from stream.rules import RuleError, RuleSet
 from stream.state import modelstore
 from stream.state.profile import now_ms
@@ -228,7 +229,9 @@ def build(settings: Settings) -> faust.App:
                 await process_isolating(processor, messages)
             finally:
                 stalls.waiting(time.monotonic())
+            WORKER.processed(batch)
 
+    serve_observability(app, settings, client, owned)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
 
     backfills: set[asyncio.Task[int]] = set()
@@ -298,7 +301,9 @@ def run(settings: Settings) -> int:
     except KafkaUnavailable as exc:
         print(f"segstream worker: {exc}", file=sys.stderr)
         return 3
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True, override_logging=settings.log_format == "text")
+    if settings.log_format == "json":
+        worker.spinner = None  # its terminal escapes on stdout would break JSON lines
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

@@ -33,6 +33,7 @@ from stream.config import Settings
 from stream.kafka import AsyncProducer, KafkaUnavailable
 from stream.models.lifecycle import Modelling
 from stream.models.records import TrainingRecord
+from stream.observability.worker import WORKER
 from stream.output.changes import Change
 from stream.output.deletions import FORGET, Deletion
 from stream.output.routed import Routed
@@ -58,6 +59,10 @@ _REQUIRED: dict[str, tuple[tuple[str, tuple[type, ...], str], ...]] = {
     CLAIM: (("claimant", *_ID),),
 }
 _MAX_ATTEMPTS = 20
+#: Marks a record written by ``segstream import`` (``{"name", "row", "at"}``): history, exempt from the lateness limit.
+IMPORT_MARKER = "import"
+#: Records the worker routes itself (identity hops), timed by the event they come from.
+_HOPS = frozenset({MERGE_OUT, MERGE_IN, CLAIM})
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +158,19 @@ def parse(message: Message) -> tuple[str, Item]:
     return customer, Item(record, ts, message.partition, message.offset)
 
 
+def exempt_from_lateness(record: dict[str, Any]) -> bool:
+    """Whether a record counts however old its event time: imported history, and identity hops.
+
+    Imported records carry :data:`IMPORT_MARKER` and no ``receivedAt``. The collector stamps
+    ``receivedAt`` on every event it accepts, over any the client sent, so no SDK can send
+    a record that passes as imported. Identity hops (claim, merge_out, merge_in) come
+    from the worker itself with the time of the event that caused them, which counted.
+    """
+    if record["type"] in _HOPS:
+        return True
+    return isinstance(record.get(IMPORT_MARKER), dict) and "receivedAt" not in record
+
+
 def _customer_id(key: bytes | None, record: dict[str, Any]) -> str:
     if key:
         try:
@@ -238,11 +256,11 @@ class Processor:
         for message in messages:
             try:
                 customer, item = parse(message)
-                if item.ts < oldest:
+                if item.ts < oldest and not exempt_from_lateness(item.record):
                     raise Rejected(
                         "too_late",
                         f"event time {iso(item.ts)} is more than {self.settings.allowed_lateness_s:g}s before now "
-                        "(SEGSTREAM_ALLOWED_LATENESS); import history with `segstream replay` instead",
+                        "(SEGSTREAM_ALLOWED_LATENESS); import history with `segstream import`",
                     )
             except Rejected as exc:
                 dead.append((message, exc))
@@ -312,6 +330,8 @@ class Processor:
                     unchanged.append(Profile(cid, partition=w.partition))  # timer of a deleted profile: drop it
                     continue
                 before = (entry.profile.deadline, entry.profile.partition)
+                if not w.items:
+                    WORKER.timer_decided(entry.profile.deadline, now)
                 fresh = self._unapplied(entry.profile, w)
                 step = advance(entry.profile, ((i.record, i.ts) for i in fresh), now, self.rules, self.policy, self.models)
                 if counters is not None:
@@ -388,4 +408,5 @@ class Processor:
             name = f"dead_letter:{exc.reason}"
             counts[name] = counts.get(name, 0) + 1
             log.info("dead-lettered partition %d offset %d: %s", message.partition, message.offset, exc)
+        WORKER.dead_lettered(counts)
         await self.store.count(**counts)
