@@ -264,15 +264,14 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
 
 def _replay_progress(path: str | None) -> Callable[[int], None]:
     """A progress callback showing a bar and percentage of a file's events (a count for a topic) on stderr."""
-    from stream.bench.progress import Progress
+    from stream.bench.progress import Progress, bar
 
     total = _records_in(Path(path)) if path is not None else None
     shown = Progress()
 
     def progress(done: int) -> None:
         if total:
-            filled = min(30, 30 * done // total)
-            shown.update(f"[{'#' * filled}{'.' * (30 - filled)}] {min(100.0, 100 * done / total):5.1f}%  {done:,} of ~{total:,} events replayed")
+            shown.update(f"{bar(done / total)}  {done:,} of ~{total:,} events replayed")
         else:
             shown.update(f"{done:,} events replayed")
 
@@ -337,10 +336,51 @@ def _rules_deploy(args: argparse.Namespace, settings: Settings) -> int:
             await client.aclose()
         state = "deployed" if changed else "already deployed"
         print(f"rules version {ruleset.version} {state}: {', '.join(sorted(ruleset.segments))}")
-        print("running workers load it within a second and backfill new and changed segments (GET /v1/rules shows progress)")
-        return 0
+        if not args.wait:
+            print("running workers load it within a second and backfill new and changed segments (GET /v1/rules shows progress)")
+            return 0
+        return await _wait_for_backfill(settings, ruleset.version, args.timeout)
 
     return asyncio.run(go())
+
+
+async def _wait_for_backfill(settings: Settings, version: str, timeout_s: float) -> int:
+    """Show a progress bar of ``version``'s backfill until every partition is done (1 after ``timeout_s``)."""
+    import asyncio
+    import time
+
+    import redis.asyncio as aioredis
+
+    from stream.bench.progress import Progress, bar
+    from stream.state import keys
+    from stream.state.backfills import BackfillProgress
+
+    client = aioredis.Redis.from_url(settings.redis_url)
+    shown = Progress(every_s=2.0)
+    try:
+        profiles = 0
+        async for _ in client.scan_iter(match=keys.profile_pattern(settings.namespace), count=5000):
+            profiles += 1
+        deadline = time.monotonic() + timeout_s
+        while True:
+            progress = BackfillProgress.from_fields(await client.hgetall(keys.backfill(settings.namespace, version)))
+            done = len([p for p in progress.done if p < settings.partitions])
+            shown.update(
+                f"{bar(progress.fraction(settings.partitions, profiles))} backfill: {done}/{settings.partitions} partitions, "
+                f"{progress.evaluated:,} customers re-evaluated of ~{profiles:,} profiles"
+            )
+            if progress.complete(settings.partitions):
+                print(f"\n{bar(1.0)} backfill of {version} done: {progress.evaluated:,} customers re-evaluated", file=sys.stderr)
+                return 0
+            if time.monotonic() > deadline:
+                print(
+                    f"\nbackfill of {version} not done after {timeout_s:g}s: are workers running (`segstream status`)?",
+                    file=sys.stderr,
+                )
+                return 1
+            await asyncio.sleep(0.5)
+    finally:
+        await client.aclose()
 
 
 def _rules_watch(args: argparse.Namespace, settings: Settings) -> int:
@@ -470,6 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
         rules_sub, "deploy", "Validate rule files and make them the rule set of every running worker and API (backfilled live; needs Redis)."
     )
     deploy.add_argument("path", nargs="?", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
+    deploy.add_argument("--wait", action="store_true", help="then show the workers' backfill with a progress bar until it is done")
+    deploy.add_argument("--timeout", type=float, default=600.0, help="with --wait: give up (exit 1) after this many seconds (default 600)")
     deploy.set_defaults(func=_rules_deploy)
     schema = _described(rules_sub, "schema", "Print the JSON Schema of a rule file (for editors and CI checks).")
     schema.set_defaults(func=_rules_schema)

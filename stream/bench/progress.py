@@ -7,6 +7,13 @@ import time
 from typing import TextIO
 
 
+def bar(fraction: float, width: int = 30) -> str:
+    """``[#####.....]  50.0%``: ``fraction`` (clamped to 0..1) as a text progress bar."""
+    share = min(1.0, max(0.0, fraction))
+    filled = int(width * share)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {100 * share:5.1f}%"
+
+
 class Progress:
     """``say`` starts a step (a line of its own); ``update`` rewrites the step's status line."""
 

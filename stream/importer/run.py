@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from stream.bench.progress import Progress
+from stream.bench.progress import Progress, bar
 from stream.config import Settings
 from stream.importer import checkpoint as checkpoints
 from stream.importer.checkpoint import Checkpoint, TopicEnds
@@ -174,7 +174,8 @@ def _summary(file: Path, state: Checkpoint, rejected_file: Path, already_done: b
 
 
 def _show(progress: Progress, state: Checkpoint, total: int, started: float, this_run: int) -> None:
-    share = min(state.rows / total, 1.0) if total else 1.0
-    bar = "#" * int(share * 30)
     rate = this_run / max(time.monotonic() - started, 1e-9)
-    progress.update(f"[{bar:<30}] {state.rows:,}/{total:,} rows ({share:.0%}), {sum(state.rejected.values()):,} rejected, {rate:,.0f} rows/s")
+    progress.update(
+        f"{bar(state.rows / total if total else 1.0)} {state.rows:,}/{total:,} rows, "
+        f"{sum(state.rejected.values()):,} rejected, {rate:,.0f} rows/s"
+    )

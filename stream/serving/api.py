@@ -54,6 +54,7 @@ from stream.config import Settings, configure_logging
 from stream.rules import RuleError, Segment
 from stream.rules.loader import RULE_FILE_PATTERNS
 from stream.state.rulestore import RuleWatcher, deploy, open_rules
+from stream.state.backfills import BackfillProgress
 from stream.state.store import read_stored
 from stream.kafka import AsyncProducer, KafkaUnavailable
 from stream.models.report import metrics_lines
@@ -234,15 +235,15 @@ class _Handlers:
 
     async def rules_status(self, request: web.Request) -> web.Response:
         version = self.rules.version
-        done = await self.redis.hgetall(keys.backfill(self.ns, version))
+        progress = BackfillProgress.from_fields(await self.redis.hgetall(keys.backfill(self.ns, version)))
         return _json(
             {
                 "version": version,
                 "segments": sorted(self.rules.ruleset.segments),
                 "backfill": {
-                    "partitions_done": sorted(int(k.decode()[1:]) for k in done),
+                    "partitions_done": sorted(progress.done),
                     "partitions": self.rules_partitions,
-                    "customers_evaluated": sum(int(v) for v in done.values()),
+                    "customers_evaluated": progress.evaluated,
                 },
             }
         )

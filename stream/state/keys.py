@@ -23,7 +23,8 @@ key                             type    content
 ``ns:rules``                    hash    the deployed rule set: ``version``, ``files`` (name ->
                                         YAML text, orjson), ``at`` (epoch ms)
 ``ns:backfill:{version}``       hash    backfill of a rule version: ``p<n>`` -> customers
-                                        evaluated, for each partition done
+                                        evaluated, for each partition done; ``running:<p,…>``
+                                        -> progress of a worker still at it
 ``ns:workers``                  hash    worker id -> ``{"partitions": [...], "at": ms}``, its heartbeat
 ``ns:models:{m}:version``       string  version of the newest model snapshot (workers poll it)
 ``ns:models:{m}:snapshot``      string  the newest :class:`stream.models.snapshot.Snapshot` (pickle)

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from aiokafka.partitioner import murmur2
 
 from stream.state import keys
+from stream.state.backfills import BackfillProgress, done_field, running_field, running_value
 from stream.worker.processor import Processor
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,8 @@ def partition_of(customer_id: str, partitions: int) -> int:
 
 async def pending_partitions(processor: Processor, version: str, owned: Iterable[int]) -> list[int]:
     """The owned partitions not yet backfilled for ``version``."""
-    done = await processor.store.redis.hkeys(keys.backfill(processor.store.ns, version))
-    finished = {int(k.decode()[1:]) for k in done}
-    return [p for p in owned if p not in finished]
+    progress = BackfillProgress.from_fields(await processor.store.redis.hgetall(keys.backfill(processor.store.ns, version)))
+    return [p for p in owned if p not in progress.done]
 
 
 async def backfill(processor: Processor, version: str, partitions: list[int]) -> int:
@@ -46,6 +46,8 @@ async def backfill(processor: Processor, version: str, partitions: list[int]) ->
     evaluated = scanned = 0
     counts = {p: 0 for p in partitions}
     started = last_report = time.monotonic()
+    progress_key, running = keys.backfill(store.ns, version), running_field(partitions)
+    await store.redis.hset(progress_key, running, running_value(0, 0))
     cursor = 0
     while True:
         cursor, found = await store.redis.scan(cursor, match=keys.profile_pattern(store.ns), count=1000)
@@ -62,12 +64,16 @@ async def backfill(processor: Processor, version: str, partitions: list[int]) ->
                 chunk = {}
         if chunk:
             evaluated += await processor.reevaluate(chunk)
-        if time.monotonic() - last_report > 2:
+        if time.monotonic() - last_report > 1:
             last_report = time.monotonic()
+            await store.redis.hset(progress_key, running, running_value(scanned, evaluated))
             log.info("backfill %s: %d customers evaluated, %d profiles scanned", version, evaluated, scanned)
         if cursor == 0:
             break
-    await store.redis.hset(keys.backfill(store.ns, version), mapping={f"p{p}": n for p, n in counts.items()})
+    pipe = store.redis.pipeline(transaction=True)
+    pipe.hset(progress_key, mapping={done_field(p): n for p, n in counts.items()})
+    pipe.hdel(progress_key, running)
+    await pipe.execute()
     log.info(
         "backfill %s of partitions %s done: %d customers in %.1fs",
         version,

@@ -10,8 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import redis
+
 from stream.client import Client
 from stream.config import Settings
+from stream.rules import load_rules
+from stream.state import keys
+from stream.state.backfills import BackfillProgress
 from tests.e2e.engine import Engine, settings_with_rules
 from tests.e2e.harness import ROOT, TopicReader, api_headers, http_json, produce, settings_env, track, wait_until
 
@@ -40,15 +45,21 @@ def test_deployed_rule_is_backfilled_and_removed_rule_exits_its_members(base_set
         reader.wait_for(lambda r: changes(r, "buyers", "entered") == set(buyers), 30, "buyers entered")
 
         deploy = subprocess.run(
-            [sys.executable, "-m", "stream.cli", "rules", "deploy", str(second)],
+            [sys.executable, "-m", "stream.cli", "rules", "deploy", str(second), "--wait", "--timeout", "60"],
             env=settings_env(settings),
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=90,
         )
         assert deploy.returncode == 0, deploy.stderr
         assert "deployed" in deploy.stdout
+        # --wait returns once every partition is backfilled, and shows how far it got meanwhile.
+        assert f"/{settings.partitions} partitions" in deploy.stderr, deploy.stderr
+        last = deploy.stderr.strip().splitlines()[-1]
+        assert "100.0%" in last and "done" in last and "customers re-evaluated" in last, deploy.stderr
+        done = redis.Redis.from_url(settings.redis_url).hgetall(keys.backfill(settings.namespace, load_rules(second).version))
+        assert BackfillProgress.from_fields(done).complete(settings.partitions), done
 
         # No new event: the backfill alone decides these changes.
         reader.wait_for(
