@@ -18,7 +18,7 @@ import asyncio
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Iterable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicCollection, TopicPartition
@@ -188,8 +188,6 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
 
     The training topic has one partition: one trainer reads it in order.
     """
-    client = admin(settings)
-    existing = set(client.list_topics(timeout=timeout).topics)
     wanted = {
         settings.events_topic: settings.partitions,
         settings.changes_topic: settings.partitions,
@@ -197,6 +195,13 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
         settings.deletions_topic: settings.partitions,
         settings.training_topic: 1,
     }
+    create_topics(settings, wanted, timeout)
+
+
+def create_topics(settings: Settings, wanted: Mapping[str, int], timeout: float = 15.0) -> None:
+    """Create the topics of ``wanted`` (name -> partitions) that are missing (``SEGSTREAM_REPLICATION``)."""
+    client = admin(settings)
+    existing = set(client.list_topics(timeout=timeout).topics)
     new = [
         NewTopic(name, partitions, settings.replication_factor) for name, partitions in wanted.items() if name not in existing
     ]
@@ -217,6 +222,22 @@ def topic_id(settings: Settings, topic: str, timeout: float = 15.0) -> str:
     return str(futures[topic].result(timeout).topic_id)
 
 
+def topic_partitions(consumer: Consumer, settings: Settings, topic: str) -> list[int]:
+    """The partition numbers of ``topic``; :class:`KafkaUnavailable` when the broker or the topic cannot be found."""
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    except KafkaException as exc:
+        raise KafkaUnavailable(
+            f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); start it (`segstream services up`) or set KAFKA_BOOTSTRAP"
+        ) from exc
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        raise KafkaUnavailable(
+            f"topic {topic!r} does not exist at {settings.kafka_bootstrap}; "
+            "the worker and collector create it, or check SEGSTREAM_NAMESPACE"
+        )
+    return sorted(metadata.partitions)
+
+
 def read_topic(settings: Settings, topic: str, offset: int, idle_s: float | None) -> Iterator[Message]:
     """Every partition of ``topic`` from ``offset`` (OFFSET_BEGINNING/OFFSET_END), without a consumer group.
 
@@ -227,18 +248,7 @@ def read_topic(settings: Settings, topic: str, offset: int, idle_s: float | None
     """
     consumer = Consumer(client_config(settings, **{"group.id": f"{settings.namespace}-reader", "enable.auto.commit": False}))
     try:
-        try:
-            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        except KafkaException as exc:
-            raise KafkaUnavailable(
-                f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); start it (`segstream services up`) or set KAFKA_BOOTSTRAP"
-            ) from exc
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            raise KafkaUnavailable(
-                f"topic {topic!r} does not exist at {settings.kafka_bootstrap}; "
-                "the worker and collector create it, or check SEGSTREAM_NAMESPACE"
-            )
-        consumer.assign([TopicPartition(topic, p, offset) for p in sorted(metadata.partitions)])
+        consumer.assign([TopicPartition(topic, p, offset) for p in topic_partitions(consumer, settings, topic)])
         last = time.monotonic()
         while True:
             wait = 1.0 if idle_s is None else min(0.2, last + idle_s - time.monotonic())

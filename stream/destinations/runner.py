@@ -10,8 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import redis.asyncio as aioredis
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import NewTopic
+from confluent_kafka import KafkaException
 
 from stream.auth.redact import mask_secrets_in_logs
 from stream.config import Settings, configure_logging
@@ -21,23 +20,14 @@ from stream.destinations.records import dead_letter_topic
 from stream.destinations.sink import Handler, Sink
 from stream.destinations.sync import AudienceHandler
 from stream.destinations.webhook import WebhookHandler
-from stream.kafka import AsyncProducer, KafkaUnavailable, admin, ensure_topics
+from stream.kafka import AsyncProducer, KafkaUnavailable, create_topics, ensure_topics
 
 log = logging.getLogger("stream.destinations")
 
 
 def ensure_dead_letter_topics(settings: Settings, specs: list[WebhookSpec | AudienceSpec], timeout: float = 15.0) -> None:
     """Create each destination's dead-letter topic when missing (``SEGSTREAM_PARTITIONS``, ``SEGSTREAM_REPLICATION``)."""
-    client = admin(settings)
-    existing = set(client.list_topics(timeout=timeout).topics)
-    wanted = [dead_letter_topic(settings.namespace, spec.name) for spec in specs]
-    new = [NewTopic(name, settings.partitions, settings.replication_factor) for name in wanted if name not in existing]
-    for name, future in (client.create_topics(new, request_timeout=timeout) if new else {}).items():
-        try:
-            future.result(timeout)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise KafkaUnavailable(f"cannot create topic {name!r} at {settings.kafka_bootstrap}: {exc}") from exc
+    create_topics(settings, {dead_letter_topic(settings.namespace, spec.name): settings.partitions for spec in specs}, timeout)
 
 
 async def serve(settings: Settings, specs: list[WebhookSpec | AudienceSpec], stop: asyncio.Event) -> int:

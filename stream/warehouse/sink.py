@@ -25,7 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 
 from stream.bench.progress import Progress
 from stream.config import Settings
-from stream.kafka import client_config
+from stream.kafka import KafkaUnavailable, client_config, topic_partitions
 from stream.state.profile import now_ms
 from stream.warehouse.batch import Batch, change_row
 from stream.warehouse.errors import WarehouseError
@@ -80,16 +80,9 @@ class ChangeSink:
 
     def _partitions(self) -> list[int]:
         try:
-            metadata = self.consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
-        except KafkaException as exc:
-            raise WarehouseError(
-                f"cannot reach Kafka at {self.settings.kafka_bootstrap} ({exc}); start it (`segstream services up`) or set KAFKA_BOOTSTRAP"
-            ) from exc
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            raise WarehouseError(
-                f"topic {self.topic!r} does not exist at {self.settings.kafka_bootstrap}: start a worker first, or check SEGSTREAM_NAMESPACE"
-            )
-        return sorted(metadata.partitions)
+            return topic_partitions(self.consumer, self.settings, self.topic)
+        except KafkaUnavailable as exc:
+            raise WarehouseError(str(exc)) from exc
 
     def poll(self, timeout: float) -> Message | None:
         """The next record, or ``None`` after ``timeout`` seconds without one."""
