@@ -25,6 +25,7 @@ integer of 5000 digits, reported where they are).
 from __future__ import annotations
 
 import difflib
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -133,6 +134,10 @@ class _StrictLoader(BoundedLoader):
         for key_node, _ in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
                 key = self.construct_object(key_node)
+                if not isinstance(key, Hashable):  # e.g. a scalar tagged !!seq or !!pairs
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark, f"found a key that is not a name: {key!r}", key_node.start_mark
+                    )
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
                         "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark

@@ -225,3 +225,9 @@ def test_empty_or_missing_rules_directory(tmp_path: Path) -> None:
     ]
     [error] = errors_of(tmp_path / "nope")
     assert error == f"{tmp_path / 'nope'}: no such file or directory; point SEGSTREAM_RULES at the rules directory"
+
+
+def test_a_mapping_key_that_is_not_a_name_is_a_rule_error(tmp_path: Path) -> None:
+    # A scalar tagged !!pairs becomes a list, which cannot be a key (the API's rule fuzzing found this 500).
+    bad = write(tmp_path, "a.yaml", '? !!pairs ""\n: 1\n')
+    assert errors_of(tmp_path) == [f"{bad}: invalid YAML at line 1, column 3: found a key that is not a name: []; fix the syntax there"]
