@@ -316,6 +316,103 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if healthy(status) else 1
 
 
+def _analytics_overlap(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    import orjson
+    import redis.asyncio as aioredis
+
+    from stream.analytics.errors import AnalyticsError
+    from stream.analytics.http import requested_segments, thresholds
+    from stream.analytics.intersections import measure_overlap
+    from stream.analytics.overlap import select_segments
+    from stream.analytics.tables import overlap_table
+    from stream.bench.progress import Progress
+    from stream.rules import RuleError, load_rules
+    from stream.state.rulestore import fetch, materialise
+
+    shown = Progress()
+
+    async def go() -> dict:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            deployed = await fetch(client, settings.namespace)
+            ruleset = materialise(deployed.files, settings.state_dir / "rules") if deployed else load_rules(settings.rules_dir)
+            names = select_segments(requested_segments(args.segments), sorted(ruleset.segments), settings.analytics_max_segments)
+            return await measure_overlap(
+                client, settings.namespace, names, thresholds(settings), lambda done, total: shown.update(f"{done:,} of {total:,} pairs")
+            )
+        finally:
+            await client.aclose()
+
+    try:
+        report = asyncio.run(go())
+    except (AnalyticsError, RuleError) as exc:
+        print(f"segstream analytics overlap: {exc}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(overlap_table(report))
+    return 0
+
+
+def _analytics_performance(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from stream.analytics.errors import AnalyticsError
+    from stream.analytics.performance import PerformanceSpec, measure
+    from stream.analytics.tables import performance_table
+    from stream.replay import read_events, read_topic
+    from stream.rules import RuleError, load_rules
+    from stream.rules.durations import parse_duration
+    from stream.state.profile import iso, now_ms, parse_time
+
+    try:
+        spec = PerformanceSpec(
+            goal=args.goal or settings.analytics_goal,
+            within_ms=parse_duration(args.within or settings.analytics_within),
+            confidence=args.confidence or settings.analytics_confidence,
+            since=parse_time(args.since) if args.since else None,
+            until=parse_time(args.until) if args.until else None,
+        )
+        ruleset = load_rules(args.rules or settings.rules_dir)
+        from_topic = args.source.startswith("topic:")
+        source = read_topic(settings, args.source[len("topic:") :]) if from_topic else read_events(Path(args.source))
+        progress = _replay_progress(None if from_topic else args.source)
+        report = measure(source, ruleset, settings.history_max_events, spec, args.segment, progress)
+    except (AnalyticsError, RuleError, ValueError) as exc:
+        print(f"segstream analytics performance: {exc}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(performance_table(report))
+    if args.save:
+        _save_performance(settings, report | {"computed_at": iso(now_ms()), "source": args.source})
+        print(f"saved: GET /v1/analytics/performance answers it (namespace {settings.namespace})", file=sys.stderr)
+    return 0
+
+
+def _save_performance(settings: Settings, report: dict) -> None:
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from stream.analytics.http import save_performance
+
+    async def save() -> None:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            await save_performance(client, settings.namespace, report)
+        finally:
+            await client.aclose()
+
+    asyncio.run(save())
+
+
 def _rules_deploy(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
@@ -518,6 +615,35 @@ def build_parser() -> argparse.ArgumentParser:
     watch = _described(rules_sub, "watch", "Deploy the rules now and again on every change of a rule file (until Ctrl-C).")
     watch.add_argument("path", nargs="?", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
     watch.set_defaults(func=_rules_watch)
+    analytics = sub.add_parser(
+        "analytics",
+        help="Segment analytics: overlap between segments, and treatment-vs-holdout performance.",
+        description="Segment analytics (README, Segment analytics): overlap between segments with over-segmentation warnings, "
+        "and per-segment conversion, email and revenue figures for treatment vs holdout with lift and confidence intervals.",
+    )
+    analytics_sub = analytics.add_subparsers(dest="analytics_command", required=True, metavar="ACTION")
+    overlap = _described(
+        analytics_sub, "overlap", "Jaccard overlap of the segments' current members (Redis), with near-duplicate, subset and size warnings."
+    )
+    overlap.add_argument("--segments", help="comma-separated segments to compare (default: every deployed segment)")
+    overlap.add_argument("--json", action="store_true", help="print the report (matrix, intersections, warnings) as JSON")
+    overlap.set_defaults(func=_analytics_overlap)
+    performance = _described(
+        analytics_sub,
+        "performance",
+        "Replay events to find each segment's entrants and their holdout group, then compare what treatment and control did after entering.",
+    )
+    performance.add_argument("source", help="events: a JSON-lines or CSV file, or topic:NAME (e.g. topic:segstream.events) read from the beginning")
+    performance.add_argument("--rules", type=Path, help="rules directory or file (default: SEGSTREAM_RULES)")
+    performance.add_argument("--segment", action="append", help="a segment to report, repeatable (default: every segment)")
+    performance.add_argument("--goal", help="the conversion event (default: SEGSTREAM_ANALYTICS_GOAL, Order Completed)")
+    performance.add_argument("--within", help="window after entering, e.g. 7d (default: SEGSTREAM_ANALYTICS_WITHIN)")
+    performance.add_argument("--since", help="only entries at or after this ISO time")
+    performance.add_argument("--until", help="only entries before this ISO time")
+    performance.add_argument("--confidence", type=float, help="confidence level of the intervals (default: SEGSTREAM_ANALYTICS_CONFIDENCE, 0.95)")
+    performance.add_argument("--json", action="store_true", help="print the report as JSON")
+    performance.add_argument("--save", action="store_true", help="also keep it in Redis for GET /v1/analytics/performance and the dashboard")
+    performance.set_defaults(func=_analytics_performance)
     keys = sub.add_parser(
         "keys",
         help="Manage write keys (collector) and API keys (query API) in Redis; see README, Security.",

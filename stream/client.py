@@ -80,6 +80,10 @@ class Client:
         """Why ``customer_id`` is or is not in ``segment``: the rule tree with each condition's verdict."""
         return self._get(f"/v1/customers/{quote(customer_id, safe='')}/segments/{quote(segment, safe='')}/explain")
 
+    def recommendations(self, customer_id: str, n: int = 10) -> dict[str, Any]:
+        """The top ``n`` (1..100) products the customer has not bought: ``{"customer_id", "source", "model_version", "items": [{"product_id", "category", "score"}]}``."""
+        return self._get(f"/v1/customers/{quote(customer_id, safe='')}/recommendations", {"n": n})
+
     def rules(self) -> dict[str, Any]:
         """The deployed rule version, its segments and backfill progress."""
         return self._get("/v1/rules")
@@ -102,6 +106,19 @@ class Client:
             if page["next_cursor"] is None:
                 return
             query["cursor"] = page["next_cursor"]
+
+    def overlap(self, segments: Iterable[str] | None = None) -> dict[str, Any]:
+        """Overlap of ``segments`` (default: all): ``{"segments", "sizes", "matrix", "intersections", "warnings"}``.
+
+        ``matrix[a][b]`` is the Jaccard index of a and b; warnings flag near-duplicates, subsets,
+        too small and empty segments (README, Segment analytics).
+        """
+        query = {"segments": ",".join(segments)} if segments is not None else None
+        return self._get("/v1/analytics/overlap", query)
+
+    def performance(self) -> dict[str, Any]:
+        """The last saved ``segstream analytics performance --save`` report (treatment vs holdout, lift, intervals)."""
+        return self._get("/v1/analytics/performance")
 
     def stats(self) -> dict[str, int]:
         """The worker's counters (``events``, ``changes``, ``dead_letter:<reason>``…)."""

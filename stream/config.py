@@ -17,8 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.auth.credentials import KeyRecord, parse_api_keys, parse_write_keys
 from stream.auth.redact import mask_secrets_in_logs, secret_values
+from stream.ingest.browser import Cors
 from stream.ingest.quality import parse_critical
 from stream.observability.logs import JsonFormatter
+from stream.rules.durations import parse_duration
 
 LOCAL_KAFKA = "127.0.0.1:19092"
 LOCAL_REDIS = "redis://127.0.0.1:16379/0"
@@ -108,6 +110,13 @@ class Settings(BaseSettings):
     )
     produce_timeout_s: float = Field(5.0, gt=0, validation_alias="SEGSTREAM_PRODUCE_TIMEOUT", description="Seconds the collector waits for Kafka's acknowledgement before answering 503.")
 
+    # Browsers: which pages may send events (README, Pointing your SDKs at segstream).
+    cors_origins: str = Field(
+        "*",
+        validation_alias="SEGSTREAM_CORS_ORIGINS",
+        description="Origins whose web pages may send events to the collector (CORS), comma-separated like `https://shop.example`; `*`: any page (as Segment). Other origins are refused 403.",
+    )
+
     api_host: str = Field("127.0.0.1", validation_alias="SEGSTREAM_API_HOST", description="Query API listen address.")
     api_port: int = Field(8089, validation_alias="SEGSTREAM_API_PORT", description="Query API listen port.")
     api_keys: SecretStr = Field(
@@ -192,6 +201,52 @@ class Settings(BaseSettings):
         description="Seconds between the profile snapshots `segstream export` writes (one at start, one at the end of --once).",
     )
 
+    # Segment analytics: overlap and performance (README, Segment analytics).
+    analytics_duplicate_jaccard: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        validation_alias="SEGSTREAM_ANALYTICS_DUPLICATE_JACCARD",
+        description="Jaccard index from which two segments are flagged as near-duplicates (overlap analytics).",
+    )
+    analytics_subset_share: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        validation_alias="SEGSTREAM_ANALYTICS_SUBSET_SHARE",
+        description="Share of a segment's members also in a larger one from which it is flagged as a subset of it.",
+    )
+    analytics_min_members: int = Field(
+        100,
+        ge=0,
+        validation_alias="SEGSTREAM_ANALYTICS_MIN_MEMBERS",
+        description="Segments with fewer members are flagged as too small to act on (empty ones as empty).",
+    )
+    analytics_max_segments: int = Field(
+        50,
+        ge=2,
+        validation_alias="SEGSTREAM_ANALYTICS_MAX_SEGMENTS",
+        description="Most segments one overlap request compares (N segments cost N(N-1)/2 ZINTERCARD calls).",
+    )
+    analytics_goal: str = Field(
+        "Order Completed",
+        min_length=1,
+        validation_alias="SEGSTREAM_ANALYTICS_GOAL",
+        description="Track event that counts as a conversion in segment performance.",
+    )
+    analytics_within: str = Field(
+        "7d",
+        validation_alias="SEGSTREAM_ANALYTICS_WITHIN",
+        description="Window after entering a segment in which conversions, email opens and clicks and revenue count (a duration).",
+    )
+    analytics_confidence: float = Field(
+        0.95,
+        gt=0,
+        lt=1,
+        validation_alias="SEGSTREAM_ANALYTICS_CONFIDENCE",
+        description="Confidence level of the intervals in segment performance.",
+    )
+
     log_level: str = Field("INFO", validation_alias="SEGSTREAM_LOG_LEVEL", description="Log level of every process.")
 
     # Observability: logs, metrics and health endpoints (README, Observability).
@@ -217,10 +272,51 @@ class Settings(BaseSettings):
         description="Destinations file `segstream destinations` delivers segment changes to (webhooks, audience sync); `segstream run` starts it when the file exists.",
     )
 
+    # Dashboard: segment sizes over time and the live change stream (README, Dashboard).
+    sizes_every_s: float = Field(
+        60.0, ge=1, validation_alias="SEGSTREAM_SIZES_EVERY", description="Seconds between the samples of every segment's member count the API records in Redis."
+    )
+    sizes_fine_s: float = Field(
+        86400.0,
+        ge=0,
+        validation_alias="SEGSTREAM_SIZES_FINE",
+        description="Seconds segment-size samples are kept at full resolution; older ones are thinned to one per SEGSTREAM_SIZES_COARSE.",
+    )
+    sizes_coarse_s: float = Field(
+        3600.0, ge=1, validation_alias="SEGSTREAM_SIZES_COARSE", description="Seconds between the segment-size samples kept beyond SEGSTREAM_SIZES_FINE."
+    )
+    sizes_retention_s: float = Field(
+        2_592_000.0, ge=1, validation_alias="SEGSTREAM_SIZES_RETENTION", description="Seconds segment-size samples are kept at all (default 30 days)."
+    )
+    live_token_ttl_s: float = Field(
+        60.0,
+        gt=0,
+        validation_alias="SEGSTREAM_LIVE_TOKEN_TTL",
+        description="Seconds a token for GET /v1/changes/stream (browsers' EventSource cannot send headers) may be used to connect.",
+    )
+    live_queue: int = Field(
+        1000,
+        ge=1,
+        validation_alias="SEGSTREAM_LIVE_QUEUE",
+        description="Changes buffered per client of GET /v1/changes/stream; a client that falls further behind skips changes (and is told how many).",
+    )
+
     @field_validator("critical_fields")
     @classmethod
     def _critical(cls, value: str) -> str:
         parse_critical(value)
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins(cls, value: str) -> str:
+        Cors.parse(value)
+        return value
+
+    @field_validator("analytics_within")
+    @classmethod
+    def _analytics_within(cls, value: str) -> str:
+        parse_duration(value)
         return value
 
     @field_validator("write_keys")

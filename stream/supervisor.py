@@ -184,6 +184,7 @@ def _banner(settings: Settings, access: LocalAccess | None) -> str:
         f"    {collector}/v1/track",
         f"  export SEGSTREAM_API_KEY=$(cat {key_file})",
         f"""  curl -H "Authorization: Bearer $SEGSTREAM_API_KEY" {api}/v1/customers/alice/segments""",
+        f"segstream: dashboard on {api}/dashboard (paste the API key there; it stays in that browser tab)",
         "segstream: press Ctrl-C to stop",
     ]
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """The collector: Segment's HTTP Tracking API in front of the events topic (the I/O edge).
 
 Endpoints, all ``POST``, body JSON whatever the ``Content-Type`` (analytics.js
-sends ``text/plain`` to skip the CORS preflight), optionally ``Content-Encoding: gzip``:
+sends ``text/plain``), optionally ``Content-Encoding: gzip``:
 
 * ``/v1/track``, ``/v1/identify``, ``/v1/page``, ``/v1/screen``, ``/v1/group``,
   ``/v1/alias`` and analytics.js' one-letter ``/v1/t``, ``/v1/i``, ``/v1/p``,
@@ -14,9 +14,11 @@ the body. Accepted: the active write keys in Redis (``segstream keys add-write
 SOURCE``, re-read every ``SEGSTREAM_KEYS_REFRESH`` s) and those of
 ``SEGSTREAM_WRITE_KEYS``. While no write key exists at all (and
 ``SEGSTREAM_OPEN_COLLECTOR`` is true, the default) any non-empty key is accepted,
-for development. Each write key may send ``SEGSTREAM_RATE_LIMIT`` events/s
-(bucket ``SEGSTREAM_RATE_BURST``) to this process; over that: 429 with
-``Retry-After`` (see :mod:`stream.auth`). An open collector limits nobody.
+for development. Browsers may send from the pages of ``SEGSTREAM_CORS_ORIGINS``
+(default any; other origins get ``403``; :mod:`stream.ingest.browser`). Each write
+key may send ``SEGSTREAM_RATE_LIMIT`` events/s (bucket ``SEGSTREAM_RATE_BURST``) to
+this process; over that: 429 with ``Retry-After`` (see :mod:`stream.auth`). An open
+collector limits nobody.
 
 Answers, like Segment's: ``200 {"success": true}`` once Kafka acknowledged every
 event; ``400`` for bad JSON or gzip and for refused events, listing each as
@@ -59,6 +61,7 @@ from stream.auth.keystore import KeyRing, keyring
 from stream.auth.ratelimit import RateLimiter
 from stream.auth.redact import redact_url
 from stream.config import DEFAULT_NORMALIZE, Settings, configure_logging
+from stream.ingest.browser import Cors
 from stream.ingest.events import BATCH, MAX_REQUEST_BYTES, Outcome, Record, normalise
 from stream.ingest.normalize import NormalizationError, Normalizer, load_normalization
 from stream.ingest.openapi import openapi_route
@@ -95,11 +98,6 @@ REDIS_TIMEOUT_S = 2.0
 
 UNAVAILABLE = "event store unavailable, retry"
 _SUCCESS = orjson.dumps({"success": True})
-_CORS_PREFLIGHT = {
-    "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, Authorization",
-    "Access-Control-Max-Age": "86400",
-}
 
 
 class EventSink(Protocol):
@@ -167,11 +165,12 @@ KEYS = web.AppKey("keys", KeyRing)
 
 @dataclass
 class Gate:
-    """Who may send events: the key ring, whether an empty one lets anybody in, and the rate limiter."""
+    """Who may send events: the key ring, whether an empty one lets anybody in, the rate limiter and the allowed web origins."""
 
     keys: KeyRing
     open_when_empty: bool
     limiter: RateLimiter
+    cors: Cors
 
 
 def create_app(
@@ -195,17 +194,18 @@ def create_app(
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, handler_args={"auto_decompress": False})
     stats = app[STATS] = Stats()
     ring = app[KEYS] = keys if keys is not None else KeyRing(settings.static_keys)
-    gate = Gate(ring, settings.open_collector, RateLimiter(settings.rate_limit, settings.rate_burst))
+    limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+    gate = Gate(ring, settings.open_collector, limiter, Cors.parse(settings.cors_origins))
     app.cleanup_ctx.append(lambda _app: ring.serving())
     for path, kind in PATHS.items():
         app.router.add_post(f"/v1/{path}", partial(_collect, settings, producer, stats, normalizer, gate, kind))
-        app.router.add_route("OPTIONS", f"/v1/{path}", _preflight)
+        app.router.add_route("OPTIONS", f"/v1/{path}", gate.cors.preflight)
     app.router.add_get("/health", _health)
     app.router.add_get("/stats", _stats)
     app.router.add_get("/metrics", _metrics)
     add_health_routes(app, checks or {})
     app.router.add_get("/openapi.json", openapi_route(PATHS))
-    app.on_response_prepare.append(_allow_origin)
+    app.on_response_prepare.append(gate.cors.allow_origin)
     return app
 
 
@@ -360,9 +360,10 @@ def _json_object(data: bytes) -> dict[str, Any]:
 
 
 def _authorise(request: web.Request, body: dict[str, Any], gate: Gate) -> KeyRecord:
-    """The record of the request's write key (Basic username, else ``writeKey``), else :class:`Refused`."""
+    """The record of the request's write key (Basic username, else ``writeKey``) from an allowed origin, else :class:`Refused`."""
     key = _basic_username(request.headers.get("Authorization")) or body.get("writeKey")
     try:
+        gate.cors.check(request.headers.get("Origin"))
         return write_access(gate.keys.keys, gate.keys.loaded, gate.open_when_empty, key if isinstance(key, str) else None)
     except AccessDenied as exc:
         headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
@@ -421,17 +422,6 @@ def _failure(
 ) -> web.Response:
     body = {"success": False, "code": code, "message": message, **(extra or {})}
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
-
-
-async def _preflight(request: web.Request) -> web.Response:
-    return web.Response(status=204, headers=_CORS_PREFLIGHT)
-
-
-async def _allow_origin(request: web.Request, response: web.StreamResponse) -> None:
-    origin = request.headers.get("Origin")
-    response.headers["Access-Control-Allow-Origin"] = origin or "*"
-    if origin:
-        response.headers["Vary"] = "Origin"
 
 
 async def _health(request: web.Request) -> web.Response:

@@ -121,6 +121,12 @@ class Message(BaseModel):
     context: JsonObject = {}
     integrations: JsonObject = {}
 
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def _anonymous(cls, value: Any, info: ValidationInfo) -> Any:
+        """RudderStack's SDKs send ``"userId": ""`` for anonymous users: no userId, when an anonymousId is given."""
+        return None if value == "" and info.data.get("anonymous_id") is not None else value
+
     @field_validator("user_id", mode="after")
     @classmethod
     def _someone(cls, value: str | None, info: ValidationInfo) -> str | None:

@@ -11,6 +11,9 @@ The parts, pure unless noted:
   the RFM quantile cut points and the cluster centroids.
 * :mod:`.learner` — the trainer's state: river models learning with progressive validation
   (predict, then learn), streaming quantiles, online k-means, quality metrics.
+* :mod:`.reco` — product recommendations: interactions from events, the snapshot's
+  :class:`~stream.models.reco.Recommender`, the API answer and the ``recommended_category`` score;
+  :mod:`.reco_learner` learns them (river ``reco.BiasedMF``), :mod:`.reco_quality` measures them.
 * :mod:`.lifecycle` — the worker-side glue one customer step calls (labels + scoring).
 * :mod:`.trainer` (I/O) — the process that reads the training topic and stores snapshots in Redis.
 * :mod:`.backtest` — replay a history with an in-process learner and report quality.

@@ -11,7 +11,9 @@
   (``expm1(revenue)``): the raw units :meth:`Snapshot.score` compares with;
 * a labelled **example** of a model kind is first scored by the model as it is
   (progressive validation: every example is unseen when scored), the quality
-  metrics and the lift table are updated, then the model learns it.
+  metrics and the lift table are updated, then the model learns it;
+* an **interaction** goes to the recommender (:mod:`stream.models.reco_learner`),
+  which evaluates a purchase before learning it.
 
 Quality kept per kind: classifiers (positive: ``y >= 0.5``) ROC-AUC (river's
 approximation over 101 thresholds), log loss, accuracy at 0.5, positive rate, and at
@@ -38,7 +40,8 @@ from river import cluster, linear_model, metrics, optim, preprocessing, stats, t
 
 from stream.models.config import CLASSIFIERS, DAY_MS, ModelsConfig
 from stream.models.features import CLUSTER_FEATURES
-from stream.models.records import OBSERVATION, TrainingRecord
+from stream.models.reco_learner import RecoLearner
+from stream.models.records import INTERACTION, OBSERVATION, TrainingRecord
 from stream.models.snapshot import RFM_QUANTILES, Clusters, RfmCuts, Snapshot, cluster_vector, predict
 from stream.models.words import describe
 
@@ -287,6 +290,8 @@ class Learner:
         }
         self.rfm = RfmSketch()
         self.clusters = ClusterLearner(config.clusters.k) if config.clusters.enabled else None
+        spec = config.recommender()
+        self.reco = RecoLearner(spec) if spec is not None else None
         self.recent = RecentIds(RECENT_IDS)
         self.observations = 0
         self.medians: dict[str, stats.Quantile] = {}  # trait -> its population median (imputation)
@@ -322,6 +327,8 @@ class Learner:
                 self.clusters.update(record.x)
         elif record.kind in self.tracks and record.y is not None:
             self.tracks[record.kind].learn(record.x, record.y, record.segments)
+        elif record.kind == INTERACTION and self.reco is not None and record.items:
+            self.reco.learn(record)
         else:
             self.skipped += 1
 
@@ -332,10 +339,12 @@ class Learner:
         rfm = self.rfm.cuts() if self.rfm.n >= ready else None
         clusters = self.clusters.snapshot() if self.clusters is not None and self.clusters.n >= ready else None
         medians = {name: float(q.get()) for name, q in self.medians.items() if self.median_counts[name] >= ready}
-        return Snapshot(version, models, rfm, clusters, medians)
+        reco = self.reco
+        recommender = reco.recommender(reco.interactions) if reco is not None and reco.interactions >= ready else None
+        return Snapshot(version, models, rfm, clusters, medians, recommender)
 
     def report(self) -> dict[str, Any]:
-        """JSON-ready quality report: per kind examples, metrics, thresholds and lift; clusters; RFM cut points; counts."""
+        """JSON-ready quality report: per kind examples, metrics, thresholds and lift; clusters; RFM cut points; recommendations; counts."""
         ready = self.config.min_examples
         report: dict[str, Any] = {
             kind: {
@@ -348,6 +357,9 @@ class Learner:
         }
         report["rfm"] = {**self.rfm.cuts().describe(), "scoring": self.rfm.n >= ready} if self.rfm.n else None
         report["clusters"] = {**self.clusters.report(), "scoring": self.clusters.n >= ready} if self.clusters is not None else None
+        report["recommendations"] = (
+            {**self.reco.report(), "scoring": self.reco.interactions >= ready} if self.reco is not None else None
+        )
         report["medians"] = {name: {"median": q.get(), "observations": self.median_counts[name]} for name, q in sorted(self.medians.items())}
         report.update(min_examples=ready, observations=self.observations, duplicates=self.duplicates, skipped=self.skipped)
         return report

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from stream.models import labels
+from stream.models import labels, reco
 from stream.models.config import ModelsConfig
 from stream.models.features import features, rfm_values
 from stream.models.records import TrainingRecord
@@ -45,14 +45,15 @@ class Modelling:
         self._rfm_changes: dict[str, int] = {}
 
     def before_event(self, profile: Profile, record: dict[str, Any], ts: int) -> list[TrainingRecord]:
-        """Records due before the event ``record`` at ``ts`` is applied: windows over, a sampling point, then labels it decides."""
+        """Records due before the event ``record`` at ``ts`` is applied: windows over, a sampling point, labels it decides, its products."""
         if self._withdrawn(profile):
             return []
         out = labels.expire(profile, ts)
         if profile.sampled_at is not None and labels.next_sample(profile, self.config) is None:
             profile.sampled_at = None  # silent too long: this event starts a new grid (after_event)
         out += self._sample_due(profile, ts)
-        return out + labels.resolve(profile, record, ts, self.config)
+        out += labels.resolve(profile, record, ts, self.config)
+        return out + reco.interaction(profile.customer_id, record, ts, self.config)
 
     def after_event(self, profile: Profile, ts: int, points: Mapping[str, float]) -> list[TrainingRecord]:
         """The first sampling point of a grid, at the (applied) event at ``ts``."""
@@ -80,7 +81,7 @@ class Modelling:
             return
         x = features(profile, now, self.config, points)
         scores, changes = self.snapshot.score(x, rfm_values(profile, self.config), now)
-        profile.scores = dict(scores)
+        profile.scores = {**scores, **reco.category_score(self.snapshot, profile, self.config)}
         if changes is None:
             self._rfm_changes.pop(profile.customer_id, None)
         else:

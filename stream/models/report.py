@@ -26,6 +26,13 @@ METRICS = {
     "model_lift": "Outcome rate among customers in the segment at sampling time over the overall rate.",
     "cluster_size": "Observations assigned to the behavioural cluster when learned.",
     "rfm_cut": "RFM quintile cut point among purchasers.",
+    "reco_precision_at_k": "Progressive precision@k of recommendations on the next purchase (ranker: model, or popular as baseline).",
+    "reco_map_at_k": "Progressive MAP@k of recommendations on the next purchase (ranker: model, or popular as baseline).",
+    "reco_hit_rate_at_k": "Share of purchases with a bought product in the top k recommended just before (ranker: model, or popular).",
+    "reco_items": "Products in the recommender's catalogue.",
+    "reco_scoring": "1 when the recommender learned enough interactions to serve.",
+    "reco_interactions_total": "Product interactions (views, adds, purchases) the recommender learned.",
+    "reco_purchases_evaluated_total": "Purchases recommendations were evaluated on before learning them.",
     "training_observations_total": "Observations learned (clusters, RFM).",
     "training_duplicates_total": "Training records ignored because their id was already learned.",
     "models_info": "The namespace whose models these metrics describe.",
@@ -40,6 +47,7 @@ def format_report(report: dict[str, Any]) -> str:
             lines += _model_block(kind, report[kind], report.get("min_examples"))
     lines += _clusters_block(report.get("clusters"))
     lines += _rfm_block(report.get("rfm"))
+    lines += _reco_block(report.get("recommendations"))
     medians = report.get("medians") or {}
     if medians:
         shown = ", ".join(f"{name} {row['median']:.4g} ({row['observations']} obs.)" for name, row in medians.items())
@@ -77,6 +85,16 @@ def metrics_lines(report: dict[str, Any], namespace: str) -> list[str]:
     for dimension in ("recency_days", "frequency", "monetary") if rfm else ():
         for q, cut in zip(rfm["quantiles"], rfm[dimension]):
             samples["rfm_cut"].append((f'dimension="{dimension}",quantile="{_num(q)}"', cut))
+    reco = report.get("recommendations")
+    if reco:
+        for ranker in ("model", "popular"):
+            labels = f'ranker="{ranker}",k="{reco["k"]}"'
+            for key in ("precision_at_k", "map_at_k", "hit_rate_at_k"):
+                samples[f"reco_{key}"].append((labels, reco[ranker][key]))
+        samples["reco_items"].append(("", reco["items"]))
+        samples["reco_scoring"].append(("", int(reco["scoring"])))
+        samples["reco_interactions_total"].append(("", reco["interactions"]))
+        samples["reco_purchases_evaluated_total"].append(("", reco["purchases_evaluated"]))
     samples["training_observations_total"].append(("", report.get("observations", 0)))
     samples["training_duplicates_total"].append(("", report.get("duplicates", 0)))
     samples["models_info"].append((f'namespace="{_escape(namespace)}"', 1))
@@ -144,6 +162,24 @@ def _rfm_block(rfm: dict[str, Any] | None) -> list[str]:
         f"  monetary      {' '.join(_f(c, 2) for c in rfm['monetary'])}",
         "",
     ]
+
+
+def _reco_block(reco: dict[str, Any] | None) -> list[str]:
+    if not reco:
+        return []
+    state = "serving" if reco["scoring"] else "not serving yet"
+    k = reco["k"]
+    lines = [
+        f"recommendations: {reco['interactions']} interactions, {reco['items']} items, {reco['customers']} customers, {state}",
+        f"  on {reco['purchases_evaluated']} next purchases, each ranked just before it was learned:",
+        f"    {'ranker':<30}{f'precision@{k}':>12}{f'MAP@{k}':>9}{f'hit rate@{k}':>13}",
+    ]
+    for ranker in ("model", "popular"):
+        row = reco[ranker]
+        lines.append(f"    {ranker:<30}{_f(row['precision_at_k']):>12}{_f(row['map_at_k']):>9}{_f(row['hit_rate_at_k']):>13}")
+    if reco["top_items"]:
+        lines.append("  most popular: " + ", ".join(f"{i['product_id']} ({i['category'] or '-'})" for i in reco["top_items"]))
+    return [*lines, ""]
 
 
 def _f(value: float | None, digits: int = 3) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 from stream.models.config import CLASSIFIERS, DAY_MS
 from stream.models.features import CLUSTER_FEATURES
+from stream.models.reco import Recommender
 from stream.models.records import Rfm
 
 #: The quantiles whose values cut RFM values into five scores.
@@ -93,7 +94,7 @@ class Clusters:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Version ``version`` of the scoring models: per kind (river model, examples learned); RFM cuts; clusters."""
+    """Version ``version`` of the scoring models: per kind (river model, examples learned); RFM cuts; clusters; recommender."""
 
     version: int
     models: dict[str, tuple[Any, int]]
@@ -101,6 +102,8 @@ class Snapshot:
     clusters: Clusters | None = None
     #: The population's median of each trait imputed by median (see ``ModelsConfig.imputation``).
     medians: dict[str, float] = field(default_factory=dict)
+    #: Product recommendations (see :mod:`stream.models.reco`), once ``min_examples`` interactions were learned.
+    recommender: Recommender | None = None
 
     def score(self, x: dict[str, float], rfm: Rfm | None, now: int) -> tuple[dict[str, dict[str, Any]], int | None]:
         """name -> {"v": value, "m": model version} for every score ready (churn and purchase_propensity: probability of class 1; ltv: predicted revenue >= 0; rfm_recency/rfm_frequency/rfm_monetary: 1-5 where 5 is best (most recent, most frequent, highest monetary), rfm: the three digits as text "545"; cluster: int id), and the next time (ms > now) the rfm_recency score changes (when now - last_purchase crosses the next recency cut point), else None."""
@@ -125,5 +128,10 @@ class Snapshot:
             "rfm": self.rfm.describe() if self.rfm is not None else None,
             "clusters": (
                 {"version": self.clusters.version, "descriptions": list(self.clusters.descriptions)} if self.clusters is not None else None
+            ),
+            "recommendations": (
+                {"version": self.recommender.version, "items": len(self.recommender.items), "customers": len(self.recommender.customers)}
+                if self.recommender is not None
+                else None
             ),
         }

@@ -36,7 +36,7 @@ def gather(settings: Settings, worker_urls: list[str]) -> dict[str, Any]:
     status: dict[str, Any] = {"namespace": settings.namespace}
     status["kafka"] = _kafka(settings)
     status["redis"] = asyncio.run(_redis(settings))
-    status["lag"] = [_scrape(url) for url in worker_urls]
+    status["lag"] = [_scrape(url, settings.namespace) for url in worker_urls]
     return status
 
 
@@ -113,13 +113,16 @@ def _models(info: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"version": info["version"], "at": iso(info["at"]), "quality": quality}
 
 
-def _scrape(url: str) -> dict[str, Any]:
-    """One worker's lag per partition from its ``/metrics``."""
+def _scrape(url: str, namespace: str) -> dict[str, Any]:
+    """One worker's lag per partition from its ``/metrics`` (an error for a worker of another namespace)."""
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/metrics", timeout=TIMEOUT_S) as answer:
             samples = parse_samples(answer.read().decode())
     except OSError as exc:
         return {"worker": url, "error": f"no answer ({exc}); is SEGSTREAM_WORKER_PORT right?"}
+    served = sorted(dict(labels)["namespace"] for (name, labels), _ in samples.items() if name == "segstream_worker_info")
+    if served != [namespace]:
+        return {"worker": url, "error": f"serves namespace {', '.join(served) or '?'}, not {namespace}; pass --worker URL of this one's"}
     lag = {dict(labels)["partition"]: int(v) for (name, labels), v in samples.items() if name == "segstream_consumer_lag"}
     return {"worker": url, "lag": dict(sorted(lag.items(), key=lambda kv: int(kv[0])))}
 

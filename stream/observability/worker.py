@@ -64,6 +64,7 @@ class WorkerMetrics:
         self.committed = r.gauge(
             "segstream_consumer_committed_offset", "Offset committed for the partition (one past the last processed).", ("partition",)
         )
+        self.info = r.gauge("segstream_worker_info", "Always 1: the namespace this worker serves.", ("namespace",))
 
     def processed(self, events: Iterable[faust.EventT]) -> None:
         """Count a processed batch of faust events and observe each one's latency (Kafka timestamp to now)."""
@@ -104,6 +105,7 @@ def serve_observability(app: faust.App, settings: Settings, client: aioredis.Red
     """
     if not settings.worker_port:
         return
+    WORKER.info.set(1, settings.namespace)
 
     async def metrics(request: web.Request) -> web.Response:
         positions, committed = consumer_offsets(app.consumer, settings.events_topic)

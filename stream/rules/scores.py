@@ -47,9 +47,6 @@ from stream.rules.references import check_segment_name
 from stream.rules.verdict import NO_VERDICTS, Verdict
 from stream.state.profile import BEHAVIOUR_TYPES, Event, Profile, event_props, history_name
 
-#: Model scores whose value is text (``rfm`` is three digits such as ``"545"``); every other score is a number.
-TEXT_SCORES = frozenset({"rfm"})
-
 #: A stored declared score: ``[value, as_of_ms]``.
 Entry = list[float]
 
@@ -286,7 +283,7 @@ class ScoreCondition(ValueTest, ConditionModel):
     @model_validator(mode="after")
     def _numbers(self) -> ScoreCondition:
         op, operand = self.operator
-        if op != "exists" and self.score not in TEXT_SCORES and not _numeric(operand):
+        if op != "exists" and self.score not in config.TEXT_SCORES and not _numeric(operand):
             raise ValueError(f"score '{self.score}' is a number; compare it with numbers, e.g. 'gte: 20', got {op}: {show(operand)}")
         return self
 

@@ -13,6 +13,8 @@ with too weak a scope (:mod:`stream.auth`).
 ``GET /v1/customers/{id}``             the profile (:meth:`stream.state.profile.Profile.public`)
 ``DELETE /v1/customers/{id}``          forget the customer (``?suppress=true``: and drop later events); 202; admin
 ``GET /v1/customers/{id}/segments``    ``{"customer_id", "segments": [{"segment", "entered_at"}]}``
+``GET /v1/customers/{id}/recommendations``  the top ``n`` products not bought (query ``n``, 1..100, default
+                                       10), see :func:`stream.models.reco.answer`
 ``GET /v1/segments``                   ``{"segments": [{"name", "description", "members", "source"}]}``
 ``GET /v1/segments/{name}/members``    ``{"segment", "members", "next_cursor"}``; query ``cursor``
                                        (the previous page's ``next_cursor``) and ``limit`` (1..1000,
@@ -23,6 +25,15 @@ with too weak a scope (:mod:`stream.auth`).
 ``POST /v1/rules``                     deploy ``{"files": {"name.yaml": "<YAML>"}}`` (validated first); admin
 ``GET /v1/stats``                      the worker's counters, ``{name: int}``
 ``GET /v1/models``                     the newest model snapshot: versions, quality report, clusters
+``GET /v1/analytics/overlap``          Jaccard matrix and over-segmentation warnings; query ``segments=a,b``
+                                       (:mod:`stream.analytics.http`)
+``GET /v1/analytics/performance``      the last saved treatment-vs-holdout report (``segstream analytics performance --save``)
+``GET /v1/segments/{name}/sizes``      the segment's member count over time: ``{"segment", "from", "to", "step_s",
+                                       "every_s", "points": [{"t", "at", "members", "min", "max"}]}``; query
+                                       ``from``, ``to`` (ISO 8601 or epoch ms), ``step`` (s) (:mod:`stream.serving.sizes`)
+``POST /v1/changes/token``             a short-lived token for the change stream (:mod:`stream.serving.live`)
+``GET /v1/changes/stream``             server-sent events: every segment change as published; ``?token=`` or a key
+``GET /dashboard``                     the dashboard page (static; it asks for a key); no key
 ``GET /metrics``                       Prometheus text: counters, segment sizes and model quality gauges
 ``GET /healthz``, ``GET /readyz``      liveness, and readiness (Redis and Kafka answer); no key
 =====================================  ==============================================================
@@ -47,6 +58,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from redis.exceptions import RedisError
 
+from stream.analytics.http import overlap_handler, performance_handler
 from stream.auth.access import api_access
 from stream.auth.errors import AccessDenied
 from stream.auth.keystore import KeyRing, keyring
@@ -57,10 +69,12 @@ from stream.state.rulestore import RuleWatcher, deploy, open_rules
 from stream.state.backfills import BackfillProgress
 from stream.state.store import read_stored
 from stream.kafka import AsyncProducer, KafkaUnavailable
+from stream.models import reco
 from stream.models.report import metrics_lines
 from stream.observability.exposition import PROMETHEUS_TEXT, gauge_family, label_value, render_lines
 from stream.observability.health import HEALTH_PATHS, Check, add_health_routes, kafka_check, redis_check
 from stream.output.deletions import forget_request
+from stream.serving import dashboard, live, sizes
 from stream.serving.openapi import openapi_route
 from stream.state import keys, modelstore
 from stream.state.profile import Profile, iso, now_ms
@@ -70,11 +84,13 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 ENDPOINTS = (
-    "/health, /v1/customers/{id}[/segments[/{segment}/explain]], /v1/segments[/{name}/members], /v1/rules, /v1/stats, "
-    "/v1/models, /metrics, /healthz, /readyz"
+    "/health, /v1/customers/{id}[/segments[/{segment}/explain]|/recommendations], /v1/segments[/{name}/members], /v1/rules, /v1/stats, "
+    "/v1/models, /v1/analytics/overlap, /v1/analytics/performance, /v1/segments/{name}/sizes, /v1/changes/token, /v1/changes/stream, /dashboard, "
+    "/metrics, /healthz, /readyz"
 )
 #: Paths anybody may call, without an API key.
-PUBLIC_PATHS = frozenset({"/health"}) | HEALTH_PATHS
+#: (The change stream checks its own token or key: browsers' EventSource cannot send headers.)
+PUBLIC_PATHS = frozenset({"/health", live.STREAM_PATH}) | HEALTH_PATHS | dashboard.PATHS
 #: Endpoints (method, route) that need an API key of scope admin; every other one needs scope read.
 ADMIN_ENDPOINTS = frozenset({("DELETE", "/v1/customers/{id}"), ("POST", "/v1/rules")})
 #: Longest chain of identity merges a lookup follows.
@@ -156,6 +172,8 @@ class _Handlers:
         self.rules_partitions = settings.partitions
         self.events_topic = settings.events_topic
         self.producer = producer
+        self.snapshots = modelstore.SnapshotFollower(redis, self.ns)
+        self.sizes_policy = sizes.Policy.of(settings)
 
     async def forget(self, request: web.Request) -> web.Response:
         customer_id = request.match_info["id"]
@@ -189,6 +207,19 @@ class _Handlers:
         profile = await self._profile(request.match_info["id"])
         segments = [{"segment": name, "entered_at": iso(at)} for name, at in sorted(profile.memberships.items())]
         return _json({"customer_id": profile.customer_id, "segments": segments})
+
+    async def recommendations(self, request: web.Request) -> web.Response:
+        try:
+            n = reco.count(request.query.get("n"))
+        except ValueError as exc:
+            raise _HttpError(400, str(exc)) from None
+        profile = await self._profile(request.match_info["id"])
+        await self.snapshots.refresh()
+        models = self.rules.ruleset.models
+        recommender = reco.recommender_of(self.snapshots.current)
+        if models is None or models.recommender() is None or recommender is None:
+            raise _HttpError(404, reco.NOT_READY)
+        return _json(reco.answer(recommender, profile, n, models))
 
     async def member_counts(self) -> list[int]:
         """Members of each segment of :attr:`segments`, in order (one round trip)."""
@@ -224,6 +255,30 @@ class _Handlers:
         page = [m.decode() for m in found[:limit]]
         next_cursor = page[-1] if len(found) > limit else None
         return _json({"segment": name, "members": page, "next_cursor": next_cursor})
+
+    async def segment_sizes(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in self.segments:
+            raise _HttpError(404, f"segment {name!r} is not in the rules; GET /v1/segments lists them")
+        every = self.sizes_policy.every_ms
+        try:
+            start, end, step = sizes.parse_range(request.query, now_ms(), every)
+        except ValueError as exc:
+            raise _HttpError(400, str(exc)) from None
+        points = sizes.downsample(await sizes.read(self.redis, self.ns, name, start, end), start, end, step)
+        body = {"segment": name, "from": iso(start), "to": iso(end), "step_s": step / 1000, "every_s": every / 1000}
+        return _json({**body, "points": [{**p, "at": iso(p["t"])} for p in points]})
+
+    async def sampling(self) -> AsyncIterator[None]:
+        """Record every segment's size each ``SEGSTREAM_SIZES_EVERY`` while the app runs: for ``cleanup_ctx``."""
+
+        async def counts() -> dict[str, int]:
+            names = list(self.segments)  # taken with the counts, before any await: one rule version
+            return dict(zip(names, await self.member_counts()))
+
+        task = asyncio.create_task(sizes.sample_forever(self.redis, self.ns, counts, self.sizes_policy, now_ms))
+        yield
+        task.cancel()
 
     async def explain(self, request: web.Request) -> web.Response:
         name = request.match_info["segment"]
@@ -354,25 +409,30 @@ def create_app(
     producer: EventSink | None = None,
     keys: KeyRing | None = None,
     checks: Mapping[str, Check] | None = None,
+    hub: live.ChangeHub | None = None,
 ) -> web.Application:
     """The API as an aiohttp application; ``redis_client`` must use ``decode_responses=False``.
 
     ``producer`` writes forget requests (without it ``DELETE`` answers 503).
     ``keys``: the API keys accepted; default: the environment's and the
     namespace's in Redis, re-read every ``SEGSTREAM_KEYS_REFRESH`` s while the app
-    runs. ``checks`` decide ``/readyz`` (default: Redis answers). The caller owns
-    ``redis_client`` and ``producer`` and closes them.
+    runs. ``checks`` decide ``/readyz`` (default: Redis answers). ``hub`` fans
+    changes out to ``/v1/changes/stream`` (default: one nothing feeds). The app
+    samples segment sizes while it runs. The caller owns ``redis_client`` and
+    ``producer`` and closes them.
     """
     h = _Handlers(settings, redis_client, rules, producer)
     ring = keys if keys is not None else keyring(settings, redis_client)
     app = web.Application(middlewares=[_json_errors, _authenticate(ring)])
     app.cleanup_ctx.append(lambda _app: ring.serving())
+    app.cleanup_ctx.append(lambda _app: h.sampling())
     app.router.add_get("/health", h.health)
     add_health_routes(app, checks if checks is not None else {"redis": redis_check(redis_client)})
     # ``[^/]+`` rather than aiohttp's default, which refuses braces inside ids.
     app.router.add_get("/v1/customers/{id:[^/]+}", h.customer)
     app.router.add_delete("/v1/customers/{id:[^/]+}", h.forget)
     app.router.add_get("/v1/customers/{id:[^/]+}/segments", h.customer_segments)
+    app.router.add_get("/v1/customers/{id:[^/]+}/recommendations", h.recommendations)
     app.router.add_get("/v1/segments", h.segment_list)
     app.router.add_get("/v1/segments/{name:[^/]+}/members", h.members)
     app.router.add_get("/v1/customers/{id:[^/]+}/segments/{segment:[^/]+}/explain", h.explain)
@@ -380,6 +440,11 @@ def create_app(
     app.router.add_post("/v1/rules", h.deploy_rules)
     app.router.add_get("/v1/stats", h.stats)
     app.router.add_get("/v1/models", h.models)
+    app.router.add_get("/v1/analytics/overlap", overlap_handler(settings, redis_client, lambda: rules.ruleset))
+    app.router.add_get("/v1/analytics/performance", performance_handler(redis_client, settings.namespace))
+    app.router.add_get("/v1/segments/{name:[^/]+}/sizes", h.segment_sizes)
+    live.add_routes(app, hub if hub is not None else live.ChangeHub(settings.live_queue), ring, settings)
+    dashboard.add_routes(app)
     app.router.add_get("/metrics", h.metrics)
     app.router.add_get("/openapi.json", openapi_route(DEFAULT_LIMIT, MAX_LIMIT))
     return app
@@ -396,7 +461,9 @@ def run(settings: Settings) -> int:
         rules = await open_rules(settings, client, now_ms())
         producer = AsyncProducer(settings)
         checks = {"redis": redis_check(client), "kafka": kafka_check(settings)}
-        application = create_app(settings, client, rules, producer, checks=checks)
+        hub = live.ChangeHub(settings.live_queue)
+        application = create_app(settings, client, rules, producer, checks=checks, hub=hub)
+        application.cleanup_ctx.append(lambda _app: live.kafka_feed(settings, hub))
 
         async def follow_rules(_: web.Application) -> AsyncIterator[None]:
             task = asyncio.create_task(_follow(rules))

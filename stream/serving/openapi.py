@@ -18,6 +18,8 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from stream.models.reco import DEFAULT_COUNT, MAX_COUNT
+
 _REF = "#/components/schemas/{}"
 _STRING = {"type": "string"}
 _TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -150,6 +152,23 @@ def api_openapi(default_limit: int, max_limit: int) -> dict[str, Any]:
         "required": ["version", "segments"],
         "properties": {"version": {"type": ["string", "null"]}, "segments": {"type": "array", "items": _STRING}},
     }
+    recommendations = {
+        "type": "object",
+        "required": ["customer_id", "source", "model_version", "items"],
+        "properties": {
+            "customer_id": _STRING,
+            "source": {"enum": ["personal", "popular"]},
+            "model_version": {"type": "integer"},
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["product_id", "category", "score"],
+                    "properties": {"product_id": _STRING, "category": {"type": ["string", "null"]}, "score": {"type": "number"}},
+                },
+            },
+        },
+    }
     forget_ok = _json(
         "The forget request is in Kafka; the owning worker erases the profile.",
         {"type": "object", "required": ["customer_id", "status", "suppress"], "properties": {"customer_id": _STRING, "suppress": {"type": "boolean"}}},
@@ -179,6 +198,19 @@ def api_openapi(default_limit: int, max_limit: int) -> dict[str, Any]:
         },
         "/v1/customers/{id}/segments": {
             "get": _get("customer_segments", "A customer's segments.", _json("Memberships.", _ref("Memberships")), "404", parameters=[_CUSTOMER]),
+        },
+        "/v1/customers/{id}/recommendations": {
+            "get": _get(
+                "recommendations",
+                "The top products not yet bought by a customer (popular ones for a customer without an embedding).",
+                _json("Recommendations.", recommendations),
+                "400",
+                "404",
+                parameters=[
+                    _CUSTOMER,
+                    {"name": "n", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT, "default": DEFAULT_COUNT}},
+                ],
+            ),
         },
         "/v1/customers/{id}/segments/{segment}/explain": {
             "get": _get(
@@ -222,6 +254,45 @@ def api_openapi(default_limit: int, max_limit: int) -> dict[str, Any]:
             "get": _get("stats", "The worker's counters.", _json("Counters.", {"type": "object", "additionalProperties": {"type": "integer"}}))
         },
         "/v1/models": {"get": _get("models", "The newest model snapshot.", _json("Versions and quality report.", {"type": "object"}), "404")},
+        "/v1/segments/{name}/sizes": {
+            "get": _get(
+                "segment_sizes",
+                "A segment's member count over time (sampled by the API), downsampled to at most 500 points.",
+                _json("Points: t, at, members, min, max.", {"type": "object"}),
+                "400",
+                "404",
+                parameters=[
+                    _path("name", "A segment name."),
+                    {"name": "from", "in": "query", "required": False, "description": "ISO 8601 or epoch ms (default: 24 h ago).", "schema": _STRING},
+                    {"name": "to", "in": "query", "required": False, "description": "ISO 8601 or epoch ms (default: now).", "schema": _STRING},
+                    {"name": "step", "in": "query", "required": False, "description": "Seconds per point.", "schema": _STRING},
+                ],
+            ),
+        },
+        "/v1/analytics/overlap": {
+            "get": _get(
+                "overlap",
+                "The Jaccard matrix of the segments' members and over-segmentation warnings.",
+                _json("sizes, matrix, intersections, warnings.", {"type": "object"}),
+                "400",
+                parameters=[{"name": "segments", "in": "query", "required": False, "description": "Comma-separated names (default: all).", "schema": _STRING}],
+            ),
+        },
+        "/v1/analytics/performance": {
+            "get": _get(
+                "performance",
+                "The last saved treatment-vs-holdout report (segstream analytics performance --save).",
+                _json("Per segment: arms, differences with intervals, lifts.", {"type": "object"}),
+                "404",
+            ),
+        },
+        "/v1/changes/token": {
+            "post": {
+                "operationId": "changes_token",
+                "summary": "A short-lived token for the live change stream (EventSource cannot send headers).",
+                "responses": {"200": _json("token, expires_at.", {"type": "object", "required": ["token", "expires_at"]}), **_AUTH_ERRORS},
+            }
+        },
         "/metrics": {
             "get": _get("metrics", "Prometheus text.", {"description": "Counters and gauges.", "content": {"text/plain": {"schema": _STRING}}})
         },

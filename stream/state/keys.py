@@ -31,6 +31,9 @@ key                             type    content
 ``ns:models:{m}:state``         string  the trainer's state: learner and training-topic offset (pickle)
 ``ns:models:{m}:info``          string  quality report and versions (orjson), for the API and CLI
 ``ns:models:{m}:lease``         string  id of the one trainer allowed to run (expires)
+``ns:sizes:{segment}``          zset    the segment's member count over time: ``<bucket ms>:<count>``
+                                        scored by the bucket (epoch ms), see ``stream.serving.sizes``
+``ns:analytics:performance``    string  the last ``segstream analytics performance --save`` report (orjson)
 ``ns:auth``                     hash    key id -> write or API key record (orjson: kind, source
                                         or name, scope, sha256 digest, last 4, created,
                                         revoked), see ``stream.auth.keystore``
@@ -71,6 +74,16 @@ def customer_of(profile_key: str | bytes) -> str:
 def segment(ns: str, name: str) -> str:
     """Sorted set of a segment's current members."""
     return f"{ns}:seg:{{{name}}}"
+
+
+def sizes(ns: str, name: str) -> str:
+    """Sorted set of a segment's sampled member counts (score: the sample's time bucket, epoch ms)."""
+    return f"{ns}:sizes:{{{name}}}"
+
+
+def analytics(ns: str, part: str) -> str:
+    """String holding an analytics report computed offline (``performance``), for the API and dashboard."""
+    return f"{ns}:analytics:{part}"
 
 
 def timers(ns: str, partition: int) -> str:

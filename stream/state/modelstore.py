@@ -10,6 +10,7 @@ models: Redis holds trusted state only, never anything a client can write.
 
 from __future__ import annotations
 
+import logging
 import pickle
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ import redis.asyncio as aioredis
 from stream.models.learner import Learner
 from stream.models.snapshot import Snapshot
 from stream.state import keys
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,3 +88,23 @@ async def load_info(client: aioredis.Redis, ns: str) -> dict[str, Any] | None:
     """The trainer's latest quality report, or ``None`` before its first snapshot."""
     raw = await client.get(keys.models(ns, "info"))
     return orjson.loads(raw) if raw else None
+
+
+class SnapshotFollower:
+    """The newest model snapshot of a process (workers score with it, the API serves recommendations): polls its version, loads it when it changes."""
+
+    def __init__(self, client: aioredis.Redis, ns: str) -> None:
+        self.redis = client
+        self.ns = ns
+        self.version: int | None = None
+        self.current: Snapshot | None = None
+
+    async def refresh(self) -> bool:
+        """Load a newer snapshot if one was published; returns whether it did."""
+        version = await snapshot_version(self.redis, self.ns)
+        if version is None or version == self.version:
+            return False
+        self.current = await load_snapshot(self.redis, self.ns)
+        self.version = version
+        log.info("using model snapshot %d", version)
+        return True

@@ -29,7 +29,7 @@ from stream.models.lifecycle import Modelling
 from stream.models.snapshot import Snapshot
 from stream.observability.worker import WORKER, serve_observability
 from stream.rules import RuleError, RuleSet
-from stream.state import modelstore
+from stream.state.modelstore import SnapshotFollower
 from stream.state.profile import now_ms
 from stream.state.rulestore import RuleWatcher, open_rules, policy_settings
 from stream.state.store import ProfileStore
@@ -70,26 +70,6 @@ def _limit_fetch_wait(max_wait_ms: int) -> None:
 def modelling(ruleset: RuleSet, snapshot: Snapshot | None) -> Modelling | None:
     """What a worker learns and scores with under ``ruleset`` (``None`` without a ``models:`` section)."""
     return Modelling(ruleset.models, snapshot, ruleset.points_at) if ruleset.models is not None else None
-
-
-class SnapshotFollower:
-    """The newest model snapshot of a worker: polls its version, loads it when it changes."""
-
-    def __init__(self, client: aioredis.Redis, ns: str) -> None:
-        self.redis = client
-        self.ns = ns
-        self.version: int | None = None
-        self.current: Snapshot | None = None
-
-    async def refresh(self) -> bool:
-        """Load a newer snapshot if one was published; returns whether it did."""
-        version = await modelstore.snapshot_version(self.redis, self.ns)
-        if version is None or version == self.version:
-            return False
-        self.current = await modelstore.load_snapshot(self.redis, self.ns)
-        self.version = version
-        log.info("scoring with model snapshot %d", version)
-        return True
 
 
 class _App(faust.App):

@@ -83,3 +83,35 @@ def test_replay_progress_shows_a_bar_and_percentage(tmp_path: Path, monkeypatch:
     assert "[#######.......................]  25.0%  50 of ~200 events replayed" in err.getvalue()
     _replay_progress(None)(7)
     assert "7 events replayed" in err.getvalue()
+
+
+def test_status_reads_lag_only_from_a_worker_of_its_own_namespace() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from stream.observability.status import _scrape
+    from stream.observability.worker import WorkerMetrics
+
+    metrics = WorkerMetrics()
+    metrics.info.set(1, "shop")
+    metrics.consumer([0, 1], {0: 10, 1: 5}, {0: 7, 1: 5})
+    body = metrics.registry.render().encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert _scrape(url, "shop") == {"worker": url, "lag": {"0": 3, "1": 0}}
+        other = _scrape(url, "staging")
+        assert "lag" not in other and "serves namespace shop, not staging" in other["error"]
+    finally:
+        server.shutdown()

@@ -256,7 +256,7 @@ def test_a_rule_set_built_directly_binds_its_declared_scores() -> None:
 def test_unknown_score_names_in_a_rule_set_name_the_closest_score() -> None:
     with pytest.raises(RuleError) as exc:
         RuleSet({"hot": segment("hot", {"score": "lead_scor", "gte": 20}), "risk": segment("risk", {"score": "chrun", "gt": 0.5})}, scores={"lead_score": LEAD})
-    assert exc.value.errors[0] == "segment 'hot': unknown score 'lead_scor' (did you mean 'lead_score'?); declare it under 'scores:' or use a model score (churn, purchase_propensity, ltv, rfm_recency, rfm_frequency, rfm_monetary, rfm, cluster)"
+    assert exc.value.errors[0] == "segment 'hot': unknown score 'lead_scor' (did you mean 'lead_score'?); declare it under 'scores:' or use a model score (churn, purchase_propensity, ltv, rfm_recency, rfm_frequency, rfm_monetary, rfm, cluster, recommended_category)"
     assert exc.value.errors[1].startswith("segment 'risk': unknown score 'chrun' (did you mean 'churn'?)")
 
 
@@ -305,7 +305,7 @@ def test_loader_errors_name_file_score_and_field(tmp_path: Path) -> None:
     errors = errors_of(tmp_path)
     assert errors == [
         f"{b}: unknown top-level key 'segment' (did you mean 'segments'?); a rule file holds only 'segments:', 'scores:' and 'models:'",
-        f"{a}: score 'churn': name: 'churn' is a score the models produce (churn, purchase_propensity, ltv, rfm_recency, rfm_frequency, rfm_monetary, rfm, cluster); choose another name, e.g. 'churn_points'",
+        f"{a}: score 'churn': name: 'churn' is a score the models produce (churn, purchase_propensity, ltv, rfm_recency, rfm_frequency, rfm_monetary, rfm, cluster, recommended_category); choose another name, e.g. 'churn_points'",
         f"{a}: score 'fast': half_life: expected a duration like '24h', got 'soon' (units ms, s, m, h, d, w, combined as in '1h30m'; a bare integer is seconds)",
         f"{a}: score 'fast': points: must not be empty",
         f"{a}: score 'capped': points[0]: unknown key 'pts' (did you mean 'points'?); allowed keys: event, where, points, of, max",
