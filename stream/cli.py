@@ -358,6 +358,38 @@ def _analytics_overlap(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _analytics_sizes(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    import orjson
+    import redis.asyncio as aioredis
+
+    from stream.analytics.tables import sizes_table
+    from stream.serving.sizes import downsample, parse_range, read
+    from stream.state.profile import iso, now_ms
+
+    query = {name: value for name, value in (("from", args.start), ("to", args.end), ("step", args.step)) if value is not None}
+    try:
+        start, end, step = parse_range(query, now_ms(), int(settings.sizes_every_s * 1000))
+    except ValueError as exc:
+        print(f"segstream analytics sizes: {exc}", file=sys.stderr)
+        return 2
+
+    async def fetch() -> list[tuple[int, int]]:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            return await read(client, settings.namespace, args.segment, start, end)
+        finally:
+            await client.aclose()
+
+    points = [p | {"at": iso(p["t"])} for p in downsample(asyncio.run(fetch()), start, end, step)]
+    if args.json:
+        sys.stdout.write(orjson.dumps({"segment": args.segment, "step_s": step / 1000, "points": points}).decode() + "\n")
+    else:
+        print(sizes_table(args.segment, points))
+    return 0
+
+
 def _analytics_performance(args: argparse.Namespace, settings: Settings) -> int:
     import orjson
 
@@ -628,6 +660,13 @@ def build_parser() -> argparse.ArgumentParser:
     overlap.add_argument("--segments", help="comma-separated segments to compare (default: every deployed segment)")
     overlap.add_argument("--json", action="store_true", help="print the report (matrix, intersections, warnings) as JSON")
     overlap.set_defaults(func=_analytics_overlap)
+    sizes = _described(analytics_sub, "sizes", "A segment's member count over time, as the API samples it (Redis), one line per step.")
+    sizes.add_argument("segment", help="the segment")
+    sizes.add_argument("--from", dest="start", help="ISO time or epoch ms (default: 24 h before --to)")
+    sizes.add_argument("--to", dest="end", help="ISO time or epoch ms (default: now)")
+    sizes.add_argument("--step", help="seconds per line (default: the sampling interval, widened to at most 500 lines)")
+    sizes.add_argument("--json", action="store_true", help="print the points as JSON")
+    sizes.set_defaults(func=_analytics_sizes)
     performance = _described(
         analytics_sub,
         "performance",

@@ -30,6 +30,25 @@ def overlap_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def sizes_table(segment: str, points: list[dict[str, Any]]) -> str:
+    """A segment's size over time: one line per step (its time, last sample, min..max) with a bar scaled to the maximum.
+
+    >>> print(sizes_table("s", [{"at": "t1", "members": 2, "min": 0, "max": 2}, {"at": "t2", "members": 4, "min": 4, "max": 4}]))
+    s: 2 points, 0..4 members
+    t1  2  (0..2)  ████
+    t2  4  (4..4)  ████████
+    """
+    if not points:
+        return f"{segment}: no samples in this range (the API samples sizes while it runs; SEGSTREAM_SIZES_EVERY)"
+    top = max(p["max"] for p in points) or 1
+    lines = [f"{segment}: {len(points)} points, {min(p['min'] for p in points)}..{max(p['max'] for p in points)} members"]
+    width = max(len(f"{p['members']:,}") for p in points)
+    for p in points:
+        full = round(8 * p["members"] / top)
+        lines.append(f"{p['at']}  {p['members']:>{width},}  ({p['min']:,}..{p['max']:,})  {'█' * full}")
+    return "\n".join(lines)
+
+
 def performance_table(report: dict[str, Any]) -> str:
     """Per segment: entrants, then per metric each arm's figure, the difference with its interval, and the lift."""
     level = f"{report['confidence']:.0%}"

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+import orjson
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -113,6 +114,12 @@ def test_dashboard_shows_live_counts_changes_sizes_and_a_customer(engine: Engine
     assert page.evaluate(CHART_SHOWS_TWO), page.locator("#chart-note").text_content()
     assert int(page.locator("#chart").get_attribute("data-points") or 0) >= 2
     expect(page.locator("#chart-segment")).to_have_text("recent_buyers")
+    cli = subprocess.run(  # the same series on the command line
+        [sys.executable, "-m", "stream.cli", "analytics", "sizes", "recent_buyers", "--json"],
+        env=settings_env(engine.settings), cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert 2 in [p["members"] for p in orjson.loads(cli.stdout)["points"]], cli.stdout
 
     # customer lookup from the change list: profile, scores, memberships and the explain tree
     page.click('#changes li[data-segment="big_spenders"] a.customer')
