@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import orjson
+from redis.exceptions import RedisError
 
 from stream.config import DEFAULT_ENRICHMENT, Settings
 from stream.enrich import Enrichment, load_enrichment
@@ -70,15 +71,31 @@ class EnrichmentQueue:
         self.producer = producer
         self.store = store
         self.running: set[asyncio.Task[None]] = set()
+        #: Offers skipped and not counted in Redis yet, and the one task counting them.
+        self.skipped = 0
+        self._counting: asyncio.Task[None] | None = None
 
     def offer(self, profile: Profile) -> None:
         """Enrich ``profile`` soon, unless :data:`MAX_RUNNING` runs are going (then it is counted and skipped)."""
         if len(self.running) >= MAX_RUNNING:
-            self.running.add(asyncio.create_task(self.store.count(enrichment_skipped=1)))
+            self.skipped += 1
+            if self._counting is None or self._counting.done():
+                self._counting = asyncio.create_task(self._count_skipped())
             return
         task = asyncio.create_task(self._run(profile.customer_id, dict(profile.traits)))
         self.running.add(task)
         task.add_done_callback(self.running.discard)
+
+    async def _count_skipped(self) -> None:
+        """Add the skipped offers to the ``enrichment_skipped`` counter: one Redis call at a time, however many skip."""
+        while self.skipped:
+            n, self.skipped = self.skipped, 0
+            try:
+                await self.store.count(enrichment_skipped=n)
+            except (RedisError, OSError) as exc:
+                self.skipped += n  # counted with the next skip
+                log.warning("enrichment_skipped not counted yet: %s", exc)
+                return
 
     async def _run(self, customer_id: str, traits: dict) -> None:
         try:
