@@ -109,6 +109,11 @@ def frame(value: bytes) -> bytes:
     return b"id: " + str(change_id).encode() + b"\nevent: change\ndata: " + value + b"\n\n"
 
 
+#: What a client's queue gets when the server shuts down: its stream ends at once, rather than at
+#: the next heartbeat write noticing a closed connection (which held a SIGTERM up for 15 s).
+END = b""
+
+
 @dataclass(eq=False)
 class Subscriber:
     """One connected client: its bounded queue of frames and the changes it skipped since it was last told."""
@@ -142,6 +147,13 @@ class ChangeHub:
                 subscriber.queue.put_nowait(data)
             except asyncio.QueueFull:
                 subscriber.dropped += 1
+
+    def close(self) -> None:
+        """End every client's stream now (the server is shutting down): each gets :data:`END` next."""
+        for subscriber in self.subscribers:
+            while subscriber.queue.full():
+                subscriber.queue.get_nowait()
+            subscriber.queue.put_nowait(END)
 
 
 def _denied(exc: AccessDenied) -> web.HTTPException:
@@ -187,6 +199,8 @@ def add_routes(app: web.Application, hub: ChangeHub, ring: KeyRing, settings: Se
                         break
                     await response.write(b": heartbeat\n\n")
                     continue
+                if data == END:
+                    break
                 if subscriber.dropped:
                     await response.write(b"event: dropped\ndata: " + orjson.dumps({"dropped": subscriber.dropped}) + b"\n\n")
                     subscriber.dropped = 0
@@ -197,8 +211,12 @@ def add_routes(app: web.Application, hub: ChangeHub, ring: KeyRing, settings: Se
             hub.unsubscribe(subscriber)
         return response
 
+    async def end_streams(_app: web.Application) -> None:
+        hub.close()
+
     app.router.add_post(TOKEN_PATH, token)
     app.router.add_get(STREAM_PATH, stream)
+    app.on_shutdown.append(end_streams)
 
 
 async def kafka_feed(settings: Settings, hub: ChangeHub) -> AsyncIterator[None]:

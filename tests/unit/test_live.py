@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 import orjson
@@ -92,6 +93,13 @@ def test_the_stream_serves_published_changes_to_token_and_key_holders(settings: 
                 assert await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 5) == frame(CHANGE)
                 stream.close()
             assert READ_KEY not in token
+            # Shutting down ends an open stream at once, not at its next heartbeat (15 s).
+            open_stream = await client.get(STREAM_PATH, headers=READ)
+            await open_stream.content.readuntil(b"\n\n")
+            started = time.monotonic()
+            await asyncio.wait_for(client.server.close(), 10)
+            assert await asyncio.wait_for(open_stream.content.read(), 5) == b""
+            assert time.monotonic() - started < 5
         finally:
             await client.close()
             await redis_client.aclose()
