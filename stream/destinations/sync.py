@@ -87,7 +87,7 @@ class AudienceHandler:
 
     async def reconcile(self, segment: str) -> Delivery:
         """Make the receiver's list of ``segment`` equal to its members in Redis."""
-        members = {m.decode() async for m, _score in self.redis.zscan_iter(keys.segment(self.namespace, segment))}
+        members = {m.decode() async for m, _score in self.redis.zscan_iter(keys.segment(self.namespace, segment), count=1000)}
         url = str(URL(self.spec.url).update_query(segment=segment))
         listed = await self._retried("GET", url, b"", f"reconcile-{uuid.uuid4()}")
         if not listed.delivered:

@@ -22,6 +22,7 @@ from stream.importer.sources import read_rows
 from stream.replay import replay
 from stream.rules import load_rules
 from stream.state.profile import iso, now_ms
+from tests.e2e.chaos import start_workers
 from tests.e2e.engine import Engine, settings_with_rules
 from tests.e2e.harness import ROOT, settings_env, wait_until
 
@@ -79,7 +80,8 @@ def settled(eng: Engine, events: int) -> None:
 
 
 def test_crm_records_land_in_profiles(base_settings: Settings, tmp_path: Path) -> None:
-    settings = settings_with_rules(base_settings, tmp_path / "rules", RULES, match_traits="")
+    # No enrichment (not under test here); two workers share the 100k identifies once the import is done.
+    settings = settings_with_rules(base_settings, tmp_path / "rules", RULES, match_traits="", enrichment="")
     rows = 100_000
     data = tmp_path / "customers.csv"
     with data.open("w", newline="") as fh:
@@ -90,8 +92,11 @@ def test_crm_records_land_in_profiles(base_settings: Settings, tmp_path: Path) -
             out.writerow([f"c{i}", "pro" if i % 10 == 0 else "free", age, "yes" if i % 3 == 0 else "no", f"{1 + i % 28:02d}/03/2021"])
     mapping = tmp_path / "crm.yaml"
     mapping.write_text(CRM_MAPPING)
-    eng = Engine(settings).start("worker", "api")
+    eng = Engine(settings).start("api")
     try:
+        joined = time.time() * 1000
+        start_workers(eng, ["worker", "worker2"])
+        eng.wait_partitions_owned(since_ms=joined)
         started = time.monotonic()
         stdout = run_import(settings, data, mapping)
         imported_s = time.monotonic() - started
@@ -102,7 +107,7 @@ def test_crm_records_land_in_profiles(base_settings: Settings, tmp_path: Path) -
         settled(eng, 99_995)
         processed_s = time.monotonic() - started
         print(f"\nCRM: {rows:,} rows imported in {imported_s:.1f} s ({rows / imported_s:,.0f} rows/s, process included); "
-              f"processed by one worker after {processed_s:.1f} s ({rows / processed_s:,.0f} rows/s end to end)\n{stdout}")
+              f"processed by two workers after {processed_s:.1f} s ({rows / processed_s:,.0f} rows/s end to end)\n{stdout}")
         api = Client(eng.api_url)
         assert api.customer("c42")["traits"] == {"plan": "free", "age": 62, "vip": True, "signed_up_at": "2021-03-15T00:00:00.000Z"}  # normalize.yaml: a time trait
         assert {s["name"]: s["members"] for s in api.segments()}["pro_customers"] == 10_000

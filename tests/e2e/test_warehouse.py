@@ -66,7 +66,7 @@ def live_members(engine: Engine) -> dict[str, set[str]]:
     """Each segment's members according to the profiles in Redis."""
     client = engine.redis()
     out: dict[str, set[str]] = {name: set() for name in SEGMENTS}
-    for key in client.scan_iter(match=keys.profile_pattern(engine.settings.namespace)):
+    for key in client.scan_iter(match=keys.profile_pattern(engine.settings.namespace), count=10_000):
         profile = read_stored(client.get(key))
         for name in profile.memberships if profile else ():
             out[name].add(profile.customer_id)
@@ -81,7 +81,7 @@ def member_sets(engine: Engine) -> dict[str, set[str]]:
 
 def export_once(settings: Settings, out: Path, name: str) -> Proc:
     """Run `segstream export --to OUT --once` to its end."""
-    proc = Proc(name, settings, ["export", "--to", str(out), "--once", "--idle", "3"]).start()
+    proc = Proc(name, settings, ["export", "--to", str(out), "--once", "--idle", "1"]).start()
     assert proc.popen is not None
     assert proc.popen.wait(120) == 0, proc.log()
     return proc
@@ -175,7 +175,7 @@ def test_a_crash_between_file_write_and_commit_loses_and_doubles_nothing(engine:
 
     send_round(engine, range(5, 20), 1)
     crashed = subprocess.run(
-        [sys.executable, "-c", CRASH_BEFORE_COMMIT, "export", "--to", str(out), "--once", "--idle", "3"],
+        [sys.executable, "-c", CRASH_BEFORE_COMMIT, "export", "--to", str(out), "--once", "--idle", "1"],
         env=child_env(engine.settings), cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert crashed.returncode == -9, crashed.stderr
