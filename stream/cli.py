@@ -31,23 +31,14 @@ def _trainer(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
-
     import orjson
-    import redis.asyncio as aioredis
 
     from stream.models.report import format_report
     from stream.state import modelstore
+    from stream.state.connection import run_with_redis
     from stream.state.profile import iso
 
-    async def fetch() -> dict | None:
-        client = aioredis.Redis.from_url(settings.redis_url)
-        try:
-            return await modelstore.load_info(client, settings.namespace)
-        finally:
-            await client.aclose()
-
-    info = asyncio.run(fetch())
+    info = run_with_redis(settings, lambda client: modelstore.load_info(client, settings.namespace))
     if info is None:
         print(
             "no model snapshot yet: the trainer publishes one once workers sent training records "
@@ -317,8 +308,6 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _analytics_overlap(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
-
     import orjson
     import redis.asyncio as aioredis
 
@@ -329,24 +318,21 @@ def _analytics_overlap(args: argparse.Namespace, settings: Settings) -> int:
     from stream.analytics.tables import overlap_table
     from stream.bench.progress import Progress
     from stream.rules import RuleError, load_rules
+    from stream.state.connection import run_with_redis
     from stream.state.rulestore import fetch, materialise
 
     shown = Progress()
 
-    async def go() -> dict:
-        client = aioredis.Redis.from_url(settings.redis_url)
-        try:
-            deployed = await fetch(client, settings.namespace)
-            ruleset = materialise(deployed.files, settings.state_dir / "rules") if deployed else load_rules(settings.rules_dir)
-            names = select_segments(requested_segments(args.segments), sorted(ruleset.segments), settings.analytics_max_segments)
-            return await measure_overlap(
-                client, settings.namespace, names, thresholds(settings), lambda done, total: shown.update(f"{done:,} of {total:,} pairs")
-            )
-        finally:
-            await client.aclose()
+    async def go(client: aioredis.Redis) -> dict:
+        deployed = await fetch(client, settings.namespace)
+        ruleset = materialise(deployed.files, settings.state_dir / "rules") if deployed else load_rules(settings.rules_dir)
+        names = select_segments(requested_segments(args.segments), sorted(ruleset.segments), settings.analytics_max_segments)
+        return await measure_overlap(
+            client, settings.namespace, names, thresholds(settings), lambda done, total: shown.update(f"{done:,} of {total:,} pairs")
+        )
 
     try:
-        report = asyncio.run(go())
+        report = run_with_redis(settings, go)
     except (AnalyticsError, RuleError) as exc:
         print(f"segstream analytics overlap: {exc}", file=sys.stderr)
         return 2
@@ -359,13 +345,11 @@ def _analytics_overlap(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _analytics_sizes(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
-
     import orjson
-    import redis.asyncio as aioredis
 
     from stream.analytics.tables import sizes_table
     from stream.serving.sizes import downsample, parse_range, read
+    from stream.state.connection import run_with_redis
     from stream.state.profile import iso, now_ms
 
     query = {name: value for name, value in (("from", args.start), ("to", args.end), ("step", args.step)) if value is not None}
@@ -375,14 +359,8 @@ def _analytics_sizes(args: argparse.Namespace, settings: Settings) -> int:
         print(f"segstream analytics sizes: {exc}", file=sys.stderr)
         return 2
 
-    async def fetch() -> list[tuple[int, int]]:
-        client = aioredis.Redis.from_url(settings.redis_url)
-        try:
-            return await read(client, settings.namespace, args.segment, start, end)
-        finally:
-            await client.aclose()
-
-    points = [p | {"at": iso(p["t"])} for p in downsample(asyncio.run(fetch()), start, end, step)]
+    found = run_with_redis(settings, lambda client: read(client, settings.namespace, args.segment, start, end))
+    points = [p | {"at": iso(p["t"])} for p in downsample(found, start, end, step)]
     if args.json:
         sys.stdout.write(orjson.dumps({"segment": args.segment, "step_s": step / 1000, "points": points}).decode() + "\n")
     else:
@@ -429,20 +407,10 @@ def _analytics_performance(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _save_performance(settings: Settings, report: dict) -> None:
-    import asyncio
-
-    import redis.asyncio as aioredis
-
     from stream.analytics.http import save_performance
+    from stream.state.connection import run_with_redis
 
-    async def save() -> None:
-        client = aioredis.Redis.from_url(settings.redis_url)
-        try:
-            await save_performance(client, settings.namespace, report)
-        finally:
-            await client.aclose()
-
-    asyncio.run(save())
+    run_with_redis(settings, lambda client: save_performance(client, settings.namespace, report))
 
 
 def _rules_deploy(args: argparse.Namespace, settings: Settings) -> int:

@@ -8,7 +8,6 @@ customer (redirects) are left out: they hold no data of their own.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping
@@ -17,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 
 from stream.config import Settings
 from stream.state import keys, rulestore
+from stream.state.connection import run_with_redis
 from stream.state.profile import Profile, iso
 from stream.state.store import read_stored
 from stream.warehouse.layout import PROFILES, snapshot_dir
@@ -77,14 +76,7 @@ def profile_rows(client: redis.Redis, ns: str, points: Points) -> Iterator[dict[
 def declared_points(settings: Settings, at: int) -> Points:
     """The declared scores of a profile at ``at`` under the deployed rules (none deployed: no declared scores)."""
 
-    async def deployed() -> rulestore.Deployed | None:
-        client = aioredis.Redis.from_url(settings.redis_url)
-        try:
-            return await rulestore.fetch(client, settings.namespace)
-        finally:
-            await client.aclose()
-
-    found = asyncio.run(deployed())
+    found = run_with_redis(settings, lambda client: rulestore.fetch(client, settings.namespace))
     if found is None:
         return lambda profile: {}
     ruleset = rulestore.materialise(found.files, settings.state_dir / "deployed-rules")
