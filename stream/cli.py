@@ -31,8 +31,6 @@ def _trainer(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
-    import orjson
-
     from stream.models.report import format_report
     from stream.state import modelstore
     from stream.state.connection import run_with_redis
@@ -47,7 +45,7 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 1
     if args.json:
-        sys.stdout.write(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode() + "\n")
+        _print_json(info)
         return 0
     print(f"model snapshot {info['version']} at {iso(info['at'])}, training-topic offset {info['offset']}, rules {info['rules_version']}")
     print(format_report(info["report"]))
@@ -55,8 +53,6 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _backtest(args: argparse.Namespace, settings: Settings) -> int:
-    import orjson
-
     from stream.models.backtest import backtest
     from stream.models.report import format_report
     from stream.replay import read_events
@@ -79,7 +75,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     print(file=sys.stderr)
     summary = result.summary()
     if args.json:
-        sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode() + "\n")
+        _print_json(summary)
         return 0
     records = ", ".join(f"{n} {kind}" for kind, n in sorted(summary["training_records"].items())) or "none"
     censored = ", ".join(f"{n} {kind}" for kind, n in sorted(summary["censored_examples"].items())) or "none"
@@ -294,21 +290,18 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    import orjson
-
     from stream.observability.status import format_status, gather, healthy
 
     urls = args.worker if args.worker is not None else ([f"http://127.0.0.1:{settings.worker_port}"] if settings.worker_port else [])
     status = gather(settings, urls)
     if args.json:
-        sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")
+        _print_json(status)
     else:
         print(format_status(status))
     return 0 if healthy(status) else 1
 
 
 def _analytics_overlap(args: argparse.Namespace, settings: Settings) -> int:
-    import orjson
     import redis.asyncio as aioredis
 
     from stream.analytics.errors import AnalyticsError
@@ -338,7 +331,7 @@ def _analytics_overlap(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     print(file=sys.stderr)
     if args.json:
-        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+        _print_json(report)
     else:
         print(overlap_table(report))
     return 0
@@ -369,8 +362,6 @@ def _analytics_sizes(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _analytics_performance(args: argparse.Namespace, settings: Settings) -> int:
-    import orjson
-
     from stream.analytics.errors import AnalyticsError
     from stream.analytics.performance import PerformanceSpec, measure
     from stream.analytics.tables import performance_table
@@ -397,7 +388,7 @@ def _analytics_performance(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     print(file=sys.stderr)
     if args.json:
-        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+        _print_json(report)
     else:
         print(performance_table(report))
     if args.save:
@@ -513,11 +504,9 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rules_schema(args: argparse.Namespace, settings: Settings) -> int:
-    import orjson
-
     from stream.rules import rules_json_schema
 
-    sys.stdout.write(orjson.dumps(rules_json_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    _print_json(rules_json_schema())
     return 0
 
 
@@ -697,6 +686,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _described(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, text: str) -> argparse.ArgumentParser:
     """A subcommand whose ``--help`` shows ``text`` as its description too."""
     return sub.add_parser(name, help=text, description=text)
+
+
+def _print_json(value: object) -> None:
+    """Print ``value`` as indented JSON on stdout (the ``--json`` of every command)."""
+    import orjson
+
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
