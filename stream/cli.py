@@ -6,10 +6,14 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from stream.config import Settings
+
+if TYPE_CHECKING:  # the commands import it lazily
+    import redis.asyncio as aioredis
 
 
 def _collector(args: argparse.Namespace, settings: Settings) -> int:
@@ -267,9 +271,10 @@ def _replay_progress(path: str | None) -> Callable[[int], None]:
 
 def _records_in(path: Path) -> int | None:
     """About how many records a JSON-lines or CSV file holds (its lines; minus the header for CSV)."""
+    from stream.bench.progress import count_lines
+
     try:
-        with path.open("rb") as fh:
-            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+        lines = count_lines(path)
     except OSError:
         return None  # replay reports the unreadable file itself
     return max(lines - (path.suffix.lower() == ".csv"), 1)
@@ -405,70 +410,57 @@ def _save_performance(settings: Settings, report: dict) -> None:
 
 
 def _rules_deploy(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
-
-    import redis.asyncio as aioredis
-
     from stream.rules import RuleError
+    from stream.state.connection import run_with_redis
     from stream.state.profile import now_ms
     from stream.state.rulestore import deploy
 
-    async def go() -> int:
-        client = aioredis.Redis.from_url(settings.redis_url)
-        try:
-            ruleset, changed = await deploy(client, settings.namespace, args.path or settings.rules_dir, now_ms())
-        except RuleError as exc:
-            print(f"not deployed:\n{exc}", file=sys.stderr)
-            return 1
-        finally:
-            await client.aclose()
-        state = "deployed" if changed else "already deployed"
-        print(f"rules version {ruleset.version} {state}: {', '.join(sorted(ruleset.segments))}")
-        if not args.wait:
-            print("running workers load it within a second and backfill new and changed segments (GET /v1/rules shows progress)")
-            return 0
-        return await _wait_for_backfill(settings, ruleset.version, args.timeout)
-
-    return asyncio.run(go())
+    try:
+        ruleset, changed = run_with_redis(
+            settings, lambda client: deploy(client, settings.namespace, args.path or settings.rules_dir, now_ms())
+        )
+    except RuleError as exc:
+        print(f"not deployed:\n{exc}", file=sys.stderr)
+        return 1
+    state = "deployed" if changed else "already deployed"
+    print(f"rules version {ruleset.version} {state}: {', '.join(sorted(ruleset.segments))}")
+    if not args.wait:
+        print("running workers load it within a second and backfill new and changed segments (GET /v1/rules shows progress)")
+        return 0
+    return run_with_redis(settings, lambda client: _wait_for_backfill(client, settings, ruleset.version, args.timeout))
 
 
-async def _wait_for_backfill(settings: Settings, version: str, timeout_s: float) -> int:
+async def _wait_for_backfill(client: aioredis.Redis, settings: Settings, version: str, timeout_s: float) -> int:
     """Show a progress bar of ``version``'s backfill until every partition is done (1 after ``timeout_s``)."""
     import asyncio
     import time
-
-    import redis.asyncio as aioredis
 
     from stream.bench.progress import Progress, bar
     from stream.state import keys
     from stream.state.backfills import BackfillProgress
 
-    client = aioredis.Redis.from_url(settings.redis_url)
     shown = Progress(every_s=2.0)
-    try:
-        profiles = 0
-        async for _ in client.scan_iter(match=keys.profile_pattern(settings.namespace), count=5000):
-            profiles += 1
-        deadline = time.monotonic() + timeout_s
-        while True:
-            progress = BackfillProgress.from_fields(await client.hgetall(keys.backfill(settings.namespace, version)))
-            done = len([p for p in progress.done if p < settings.partitions])
-            shown.update(
-                f"{bar(progress.fraction(settings.partitions, profiles))} backfill: {done}/{settings.partitions} partitions, "
-                f"{progress.evaluated:,} customers re-evaluated of ~{profiles:,} profiles"
+    profiles = 0
+    async for _ in client.scan_iter(match=keys.profile_pattern(settings.namespace), count=5000):
+        profiles += 1
+    deadline = time.monotonic() + timeout_s
+    while True:
+        progress = BackfillProgress.from_fields(await client.hgetall(keys.backfill(settings.namespace, version)))
+        done = len([p for p in progress.done if p < settings.partitions])
+        shown.update(
+            f"{bar(progress.fraction(settings.partitions, profiles))} backfill: {done}/{settings.partitions} partitions, "
+            f"{progress.evaluated:,} customers re-evaluated of ~{profiles:,} profiles"
+        )
+        if progress.complete(settings.partitions):
+            print(f"\n{bar(1.0)} backfill of {version} done: {progress.evaluated:,} customers re-evaluated", file=sys.stderr)
+            return 0
+        if time.monotonic() > deadline:
+            print(
+                f"\nbackfill of {version} not done after {timeout_s:g}s: are workers running (`segstream status`)?",
+                file=sys.stderr,
             )
-            if progress.complete(settings.partitions):
-                print(f"\n{bar(1.0)} backfill of {version} done: {progress.evaluated:,} customers re-evaluated", file=sys.stderr)
-                return 0
-            if time.monotonic() > deadline:
-                print(
-                    f"\nbackfill of {version} not done after {timeout_s:g}s: are workers running (`segstream status`)?",
-                    file=sys.stderr,
-                )
-                return 1
-            await asyncio.sleep(0.5)
-    finally:
-        await client.aclose()
+            return 1
+        await asyncio.sleep(0.5)
 
 
 def _rules_watch(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
+
+
+def count_lines(path: Path) -> int:
+    """The lines of a text file (a last line without a newline counts): the total of a progress bar over it."""
+    lines = last = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1]
+    return lines + (last != ord("\n") and last != 0)
 
 
 def bar(fraction: float, width: int = 30) -> str:

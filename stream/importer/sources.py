@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from stream.bench.progress import count_lines
 from stream.importer.mapping import CsvOptions, Mapping
 
 _SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -66,14 +67,8 @@ def count_rows(path: Path, mapping: Mapping) -> int:
             raise SourceError(f"{path}: cannot read it as Parquet ({exc}); check the file or set format in the mapping") from None
         finally:
             connection.close()
-    lines = last = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            lines += chunk.count(b"\n")
-            last = chunk[-1]
-    lines += last != ord("\n") and last != 0
     header = file_format(path, mapping) == "csv" and mapping.csv.header
-    return max(lines - header, 0)
+    return max(count_lines(path) - header, 0)
 
 
 def _check_columns(path: Path, mapping: Mapping, columns: list[str]) -> None:

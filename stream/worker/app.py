@@ -31,6 +31,7 @@ from stream.observability.worker import WORKER, serve_observability
 from stream.rules import RuleError, RuleSet
 from stream.state.modelstore import SnapshotFollower
 from stream.state.profile import now_ms
+from stream.state.connection import run_with_redis
 from stream.state.rulestore import RuleWatcher, open_rules, policy_settings
 from stream.state.store import ProfileStore
 from stream.worker.backfill import backfill, pending_partitions
@@ -115,14 +116,6 @@ async def retry_transient(step: Callable[[], Awaitable[object]], what: str) -> N
             delay = min(delay * 2, 5.0)
 
 
-async def _initial_rules(settings: Settings) -> RuleWatcher:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    try:
-        return await open_rules(settings, client, now_ms())
-    finally:
-        await client.aclose()
-
-
 async def process_isolating(processor: Processor, messages: Sequence[Message]) -> None:
     """Process a batch; if it hits a bug-level error, process one by one and dead-letter the culprits."""
     try:
@@ -149,7 +142,7 @@ def build(settings: Settings) -> faust.App:
     """
     ensure_topics(settings)
     epoch = topic_id(settings, settings.events_topic)
-    initial = asyncio.run(_initial_rules(settings))
+    initial = run_with_redis(settings, lambda client: open_rules(settings, client, now_ms()))
     client = aioredis.Redis.from_url(settings.redis_url)
     rules = RuleWatcher(
         client,
@@ -201,10 +194,7 @@ def build(settings: Settings) -> faust.App:
             messages = [
                 Message(e.message.partition, e.message.offset, e.message.key, e.message.value) for e in batch
             ]
-            now = time.monotonic()
-            for m in messages:
-                stalls.record(m.partition, m.offset, now)
-            stalls.working()
+            stalls.working(messages, time.monotonic())
             try:
                 await process_isolating(processor, messages)
             finally:

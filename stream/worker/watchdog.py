@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.worker.processor import Message
+
 log = logging.getLogger("stream.worker")
 
 #: Seconds between two checks of the assigned partitions.
@@ -48,8 +50,11 @@ class StallWatch:
         """The agent received record ``offset`` of ``partition``."""
         self.delivered[partition] = (offset, now)
 
-    def working(self) -> None:
-        """The agent started processing a batch."""
+    def working(self, batch: Iterable[Message], now: float) -> None:
+        """The agent received ``batch`` and processes it."""
+        last = {m.partition: m.offset for m in batch}  # per partition, the batch's last offset
+        for partition, offset in last.items():
+            self.record(partition, offset, now)
         self.busy = True
 
     def waiting(self, now: float) -> None:

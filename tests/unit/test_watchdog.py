@@ -33,7 +33,7 @@ def test_nothing_waiting_is_not_a_stall() -> None:
 def test_time_spent_on_a_batch_or_without_kafka_is_not_waiting_time() -> None:
     w = StallWatch(stall_after_s=10)
     w.assign([0], now=0)
-    w.working()
+    w.working([], now=0)
     assert w.stalled({0: 5}, {0: 0}, now=60) == []  # a batch held up (Redis away) is no stall
     w.waiting(now=60)
     assert w.stalled({0: 5}, {0: 0}, now=69) == []
