@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         description="Enrichment plug-ins file the worker runs after identify calls; empty: none.",
     )
     produce_timeout_s: float = Field(5.0, gt=0, validation_alias="SEGSTREAM_PRODUCE_TIMEOUT", description="Seconds the collector waits for Kafka's acknowledgement before answering 503.")
+    envelope_linger_ms: float = Field(
+        5.0,
+        ge=0,
+        validation_alias="SEGSTREAM_ENVELOPE_LINGER_MS",
+        description="Milliseconds the collector gathers concurrent requests' events into shared envelopes (one Kafka record per partition).",
+    )
 
     # Browsers: which pages may send events (README, Pointing your SDKs at segstream).
     cors_origins: str = Field(

@@ -29,6 +29,9 @@ from stream.config import Settings, reveal
 if TYPE_CHECKING:
     import faust
 
+#: librdkafka's "partition unassigned": the configured partitioner chooses.
+PARTITION_UA = -1
+
 
 class KafkaUnavailable(RuntimeError):
     """Kafka did not acknowledge a record in time; the caller must not report success."""
@@ -122,22 +125,38 @@ class AsyncProducer:
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Produce one record and wait for the broker's acknowledgement."""
-        await self._produce([(topic, key, value)])
+        await self._produce([(topic, PARTITION_UA, key, value)])
 
     async def send_many(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
         """Produce records in order and wait until all are acknowledged."""
-        batch = list(records)
+        batch = [(topic, PARTITION_UA, key, value) for topic, key, value in records]
         if batch:
             await self._produce(batch)
 
-    def _produce(self, records: list[tuple[str, bytes | None, bytes]]) -> asyncio.Future[None]:
+    def queue(self, records: list[tuple[str, int, bytes | None, bytes]]) -> asyncio.Future[None]:
+        """Queue ``(topic, partition, key, value)`` records now, in call order; the future resolves when
+        all are acknowledged (:data:`PARTITION_UA` lets the partitioner choose)."""
+        return self._produce(records)
+
+    async def partitions(self, topic: str, timeout: float = 10.0) -> int:
+        """How many partitions ``topic`` has (:class:`KafkaUnavailable` when unknown after ``timeout`` seconds)."""
+        try:
+            metadata = await asyncio.to_thread(self._producer.list_topics, topic, timeout)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"cannot read the metadata of {topic}: {exc}") from exc
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise KafkaUnavailable(f"topic {topic!r} has no partitions at the broker (yet)")
+        return len(found.partitions)
+
+    def _produce(self, records: list[tuple[str, int, bytes | None, bytes]]) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         acks = _Acks(loop, future, len(records))
-        for topic, key, value in records:
+        for topic, partition, key, value in records:
             while True:
                 try:
-                    self._producer.produce(topic, value=value, key=key, on_delivery=acks)
+                    self._producer.produce(topic, value=value, key=key, partition=partition, on_delivery=acks)
                     break
                 except BufferError:
                     # Local queue full: let the delivery thread drain it, then retry.

@@ -22,6 +22,7 @@ from confluent_kafka import OFFSET_BEGINNING
 
 from stream import kafka
 from stream.config import Settings
+from stream.envelope import unpack
 from stream.models.lifecycle import Modelling
 from stream.models.records import TrainingRecord
 from stream.output.changes import Change
@@ -126,17 +127,18 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
 def read_topic(settings: Settings, topic: str, idle_s: float = 3.0) -> Iterator[dict[str, Any]]:
     """Every record of ``topic`` from the beginning, until none arrives for ``idle_s`` seconds.
 
-    Keys become ``userId`` when a record has neither ``userId`` nor ``anonymousId``.
+    Envelopes give each of their events. Keys become ``userId`` when a record has neither
+    ``userId`` nor ``anonymousId``.
     """
     for message in kafka.read_topic(settings, topic, OFFSET_BEGINNING, idle_s):
         try:
-            record = orjson.loads(message.value())
+            entries = unpack(message.key(), message.value() or b"")
         except orjson.JSONDecodeError:
-            record = {"type": "(value is not JSON)"}
-        key = message.key()
-        if isinstance(record, dict) and key and not (record.get("userId") or record.get("anonymousId")):
-            record["userId"] = key.decode(errors="replace")
-        yield record
+            entries = [(None, {"type": "(value is not JSON)"})]
+        for key, record in entries:
+            if isinstance(record, dict) and key and not (record.get("userId") or record.get("anonymousId")):
+                record["userId"] = key.decode(errors="replace")
+            yield record
 
 
 def _nest(row: dict[str, str]) -> dict[str, Any]:

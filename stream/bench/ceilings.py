@@ -29,8 +29,9 @@ from stream.config import Settings
 REDIS_TESTS = "set,get,hset,zadd,incr"
 
 
-def kafka_consumer(settings: Settings, total: int, progress: Progress, timeout_s: float = 120.0) -> dict[str, Any]:
-    """Events/s of a bare consumer + orjson over the first ``total`` records of the events topic.
+def kafka_consumer(settings: Settings, records: int, progress: Progress, timeout_s: float = 120.0) -> dict[str, Any]:
+    """Events/s of a bare consumer + orjson over the first ``records`` records of the events topic
+    (envelopes count their events).
 
     The clock starts with the ``consume`` call that returned the first records
     (the connection and group-less assignment are left out, as the worker's join is).
@@ -43,26 +44,27 @@ def kafka_consumer(settings: Settings, total: int, progress: Progress, timeout_s
         }
     )
     consumer.assign([TopicPartition(settings.events_topic, p, OFFSET_BEGINNING) for p in range(settings.partitions)])
-    n = 0
+    n = read = 0
     first = None
     end = time.monotonic() + timeout_s
     try:
-        while n < total and time.monotonic() < end:
+        while read < records and time.monotonic() < end:
             called = time.monotonic()
             # Ask for no more than are left, or the last call waits out its timeout for records that never come.
-            for message in consumer.consume(num_messages=min(10_000, total - n), timeout=0.5):
+            for message in consumer.consume(num_messages=min(10_000, records - read), timeout=0.5):
                 if message.error():
                     continue
-                orjson.loads(message.value())
-                n += 1
+                decoded = orjson.loads(message.value())
+                n += len(decoded) if isinstance(decoded, list) else 1  # an envelope's events, or one event
+                read += 1
             if n and first is None:
                 first = called  # the clock starts with the fetch that brought the first records
-            progress.update(f"bare consumer: {n:,}/{total:,} events")
+            progress.update(f"bare consumer: {read:,}/{records:,} records, {n:,} events")
         finished = time.monotonic()
     finally:
         consumer.close()
-    if n < total or first is None:
-        raise BenchError(f"the bare consumer read only {n:,} of {total:,} events from {settings.events_topic} in {timeout_s:.0f}s")
+    if read < records or first is None:
+        raise BenchError(f"the bare consumer read only {read:,} of {records:,} records from {settings.events_topic} in {timeout_s:.0f}s")
     seconds = max(finished - first, 1e-9)
     return {"events": n, "seconds": seconds, "events_per_s": n / seconds}
 

@@ -33,6 +33,7 @@ from stream import processes, services
 from stream.bench import workload
 from stream.bench.errors import BenchError
 from stream.config import Settings
+from stream.envelope import envelopes, pack
 from stream.kafka import admin, ensure_topics, producer_config
 from stream.processes import Proc, free_port
 from stream.state import keys
@@ -234,7 +235,8 @@ class Env:
     def produce(
         self, settings: Settings, records: Iterable[tuple[bytes, bytes]], progress: Callable[[int], None] | None = None
     ) -> dict[int, int]:
-        """Write ``(key, value)`` records to the events topic (see :func:`encode`); returns each partition's end offset."""
+        """Write ``(key, value)`` events to the events topic as the collector does under load, in envelopes
+        (see :func:`encode`, :mod:`stream.envelope`); returns each partition's end offset."""
         producer = Producer(producer_config(settings, **{"linger.ms": 20, "batch.num.messages": 10000, "message.timeout.ms": 60000}))
         errors: list[str] = []
         ends: dict[int, int] = {}
@@ -245,22 +247,23 @@ class Env:
             else:
                 ends[msg.partition()] = max(ends.get(msg.partition(), 0), msg.offset() + 1)
 
+        events = list(records)
         n = 0
-        for key, value in records:
+        for partition, group in envelopes(events, settings.partitions):
+            entries = [events[i] for i in group]
             while True:
                 try:
-                    producer.produce(settings.events_topic, key=key, value=value, on_delivery=delivered)
+                    producer.produce(settings.events_topic, value=pack(entries), partition=partition, on_delivery=delivered)
                     break
                 except BufferError:
                     producer.poll(0.05)
-            n += 1
-            if n % 10_000 == 0:
-                producer.poll(0)
-                if progress:
-                    progress(n)
+            n += len(entries)
+            producer.poll(0)
+            if progress:
+                progress(n)
         left = producer.flush(60)
         if left or errors:
-            raise BenchError(f"Kafka at {settings.kafka_bootstrap} did not take {left + len(errors)} of {n} events: {errors[:1]}")
+            raise BenchError(f"Kafka at {settings.kafka_bootstrap} did not take {left + len(errors)} envelopes of {n} events: {errors[:1]}")
         return ends
 
     def wait_committed(self, settings: Settings, ends: dict[int, int], procs: list[Proc], timeout: float = 60.0) -> None:

@@ -123,14 +123,15 @@ def _ceilings(
     env: Env, args: argparse.Namespace, runs: dict[str, tuple[WorkerRun, Any]], records: list[dict[str, Any]], progress: Progress
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if runs:
-        settings = (runs.get("worker x1") or next(iter(runs.values())))[0].settings
+    loaded = [run for run, _ in runs.values() if run.records is not None]
+    if loaded:
+        settings, written = loaded[0].settings, loaded[0].records
     else:
         settings = env.fresh("ceiling")
         progress.say(f"ceilings: pre-loading {len(records):,} events")
-        env.produce(settings, encode(records))
+        written = sum(env.produce(settings, encode(records)).values())
     progress.say(f"ceilings: bare confluent-kafka consumer + orjson over {settings.events_topic}")
-    out["kafka_consumer"] = ceilings.kafka_consumer(settings, len(records), progress)
+    out["kafka_consumer"] = ceilings.kafka_consumer(settings, written, progress)
     host, port = env.redis_server
     progress.say(f"ceilings: redis-benchmark -P 16 -n {args.redis_requests:,} against {host}:{port}")
     out["redis_benchmark"] = ceilings.redis_benchmark(host, port, args.redis_requests)

@@ -42,6 +42,8 @@ class WorkerRun:
     members: dict[str, set[str]]
     profile_members: dict[str, set[str]]
     members_at: int
+    #: Kafka records the pre-loaded events went in (envelopes); ``None`` when sent through the collector.
+    records: int | None = None
 
 
 def commands(client: redis.Redis) -> int:
@@ -93,7 +95,7 @@ def measure(env: Env, records: list[dict[str, Any]], workers: int, progress: Pro
         "redelivered": processed(stats) - total,
     }
     progress.say(f"worker x{workers}: {figures['events_per_s']:,.0f} events/s over {n1 - n0:,} events")
-    return WorkerRun(settings, figures, members, profile_members, members_at)
+    return WorkerRun(settings, figures, members, profile_members, members_at, records=sum(ends.values()))
 
 
 def _baseline(env: Env, settings: Settings, client: redis.Redis, procs: list[Proc], total: int) -> tuple[float, int, int]:

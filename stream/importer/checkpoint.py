@@ -21,6 +21,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from stream.config import Settings
+from stream.envelope import unpack
 from stream.kafka import KafkaUnavailable, client_config
 
 
@@ -116,9 +117,10 @@ class TopicEnds:
             last = time.monotonic()
             value = message.value() or b""
             if needle in value:
-                message_id = orjson.loads(value).get("messageId")
-                if isinstance(message_id, str) and message_id.startswith(prefix):
-                    found.add(message_id)
+                for _, record in unpack(message.key(), value):
+                    message_id = record.get("messageId") if isinstance(record, dict) else None
+                    if isinstance(message_id, str) and message_id.startswith(prefix):
+                        found.add(message_id)
         self.consumer.unassign()
         return found
 

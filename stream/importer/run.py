@@ -23,6 +23,7 @@ from stream.importer.checkpoint import Checkpoint, TopicEnds
 from stream.importer.convert import Converted, Converter, RowError
 from stream.importer.mapping import load_mapping
 from stream.importer.sources import BadRow, count_rows, read_rows
+from stream.ingest.sink import EnvelopeSink
 from stream.kafka import AsyncProducer, ensure_topics
 from stream.state.profile import now_ms
 
@@ -97,6 +98,7 @@ async def run_import(
     ensure_topics(settings)
     ends = TopicEnds(settings)
     producer = AsyncProducer(settings, **{"message.timeout.ms": 60_000, "linger.ms": 20})
+    sink = EnvelopeSink(producer, settings.events_topic, linger_s=0.0)
     started = time.monotonic()
     try:
         resumed = state is not None
@@ -122,7 +124,7 @@ async def run_import(
                 batch.last_row = number
                 summary.this_run += 1
                 if number - state.rows >= BATCH_ROWS:
-                    await _flush(batch, settings, producer, rejects, state, already, summary, ends)
+                    await _flush(batch, settings, sink, rejects, state, already, summary, ends)
                     checkpoints.save(checkpoint_file, state)
                     batch = _Batch()
                     if progress is not None:
@@ -130,7 +132,7 @@ async def run_import(
             else:
                 state.done = True
             if batch.last_row:
-                await _flush(batch, settings, producer, rejects, state, already, summary, ends)
+                await _flush(batch, settings, sink, rejects, state, already, summary, ends)
             checkpoints.save(checkpoint_file, state)
     finally:
         producer.close()
@@ -148,7 +150,7 @@ async def run_import(
 async def _flush(
     batch: _Batch,
     settings: Settings,
-    producer: AsyncProducer,
+    sink: EnvelopeSink,
     rejects: BinaryIO,
     state: Checkpoint,
     already: set[str],
@@ -158,7 +160,7 @@ async def _flush(
     """Send a batch, wait for the broker, then record it: rejected rows, counts, the topic's ends."""
     fresh = [r for r in batch.records if r.message_id not in already]
     summary.not_resent += len(batch.records) - len(fresh)
-    await producer.send_many((settings.events_topic, r.key, r.value) for r in fresh)
+    await sink.send_many((settings.events_topic, r.key, r.value) for r in fresh)
     for error in batch.errors:
         rejects.write(error.to_bytes() + b"\n")
     rejects.flush()

@@ -65,6 +65,7 @@ from stream.ingest.browser import Cors
 from stream.ingest.events import BATCH, MAX_REQUEST_BYTES, Outcome, Record, normalise
 from stream.ingest.normalize import NormalizationError, Normalizer, load_normalization
 from stream.ingest.openapi import openapi_route
+from stream.ingest.sink import EnvelopeSink
 from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics
 from stream.observability.exposition import PROMETHEUS_TEXT, counter_family, render_lines
 from stream.observability.health import Check, add_health_routes, kafka_check, redis_check
@@ -226,10 +227,12 @@ def run(settings: Settings) -> int:
         settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
     )
     checks = {"kafka": kafka_check(settings), "redis": redis_check(redis_client)}
-    app = create_app(settings, producer, normalizer, keyring(settings, redis_client, partial(_announce, settings)), checks)
+    sink = EnvelopeSink(producer, settings.events_topic, settings.envelope_linger_ms / 1000, settings.produce_timeout_s)
+    app = create_app(settings, sink, normalizer, keyring(settings, redis_client, partial(_announce, settings)), checks)
     app.cleanup_ctx.append(partial(_topics, settings))
 
     async def close(_: web.Application) -> None:
+        await sink.drain()
         producer.close()
         await redis_client.aclose()
 

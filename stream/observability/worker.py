@@ -66,14 +66,12 @@ class WorkerMetrics:
         )
         self.info = r.gauge("segstream_worker_info", "Always 1: the namespace this worker serves.", ("namespace",))
 
-    def processed(self, events: Iterable[faust.EventT]) -> None:
-        """Count a processed batch of faust events and observe each one's latency (Kafka timestamp to now)."""
+    def processed(self, events: int, records: Iterable[faust.EventT]) -> None:
+        """Count a processed batch's events and observe each record's latency (Kafka timestamp to now)."""
         now = time.time()
-        n = 0
-        for event in events:
-            n += 1
-            self.latency.observe(max(0.0, now - event.message.timestamp))
-        self.events.inc(n)
+        for record in records:
+            self.latency.observe(max(0.0, now - record.message.timestamp))
+        self.events.inc(events)
 
     def dead_lettered(self, counts: Mapping[str, int]) -> None:
         """Count dead letters given as ``{"dead_letter:<reason>": n}`` (the Redis counters' names)."""

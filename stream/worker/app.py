@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 import redis.asyncio as aioredis
@@ -36,10 +36,11 @@ from stream.state.rulestore import RuleWatcher, open_rules, policy_settings
 from stream.state.store import ProfileStore
 from stream.worker.backfill import backfill, pending_partitions
 from stream.worker.enrichment import EnrichmentQueue, enrichment
-from stream.worker.processor import Message, Processor, Rejected
+from stream.worker.processor import Message, Processor, Rejected, expand
 from stream.worker.watchdog import StallWatch, watch
 
 log = logging.getLogger("stream.worker")
+T = TypeVar("T")
 
 #: Failures of Redis or Kafka: the batch is retried until they answer again.
 TRANSIENT = (RedisError, KafkaUnavailable, ConnectionError, OSError)
@@ -103,34 +104,34 @@ def faust_app(settings: Settings) -> faust.App:
     )
 
 
-async def retry_transient(step: Callable[[], Awaitable[object]], what: str) -> None:
-    """Run ``step`` until it succeeds, waiting out Redis/Kafka outages with capped backoff."""
+async def retry_transient(step: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run ``step`` until it succeeds, waiting out Redis/Kafka outages with capped backoff; returns its result."""
     delay = 0.2
     while True:
         try:
-            await step()
-            return
+            return await step()
         except TRANSIENT as exc:
             log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
 
-async def process_isolating(processor: Processor, messages: Sequence[Message]) -> None:
-    """Process a batch; if it hits a bug-level error, process one by one and dead-letter the culprits."""
+async def process_isolating(processor: Processor, messages: Sequence[Message]) -> int:
+    """Process a batch; if it hits a bug-level error, process record by record and dead-letter
+    the culprits (every event of a failing envelope). Returns how many events were processed."""
     try:
-        await retry_transient(lambda: processor.handle_batch(messages), "batch")
-        return
+        return await retry_transient(lambda: processor.handle_batch(messages), "batch")
     except Exception:  # noqa: BLE001 - isolated below, never swallowed
-        log.exception("batch of %d failed; isolating the failing records", len(messages))
+        log.exception("batch of %d records failed; isolating the failing records", len(messages))
+    events = 0
     for message in messages:
         try:
-            await retry_transient(lambda m=message: processor.handle_batch([m]), "record")
+            events += await retry_transient(lambda m=message: processor.handle_batch([m]), "record")
         except Exception as exc:  # noqa: BLE001 - dead-lettered with the reason
-            await retry_transient(
-                lambda m=message, e=exc: processor.dead_letter([(m, Rejected("processing_error", repr(e)))]),
-                "dead letter",
-            )
+            dead = [(m, Rejected("processing_error", repr(exc))) for m in expand(message)]
+            await retry_transient(lambda d=dead: processor.dead_letter(d), "dead letter")
+            events += len(dead)
+    return events
 
 
 def build(settings: Settings) -> faust.App:
@@ -196,10 +197,10 @@ def build(settings: Settings) -> faust.App:
             ]
             stalls.working(messages, time.monotonic())
             try:
-                await process_isolating(processor, messages)
+                events = await process_isolating(processor, messages)
             finally:
                 stalls.waiting(time.monotonic())
-            WORKER.processed(batch)
+            WORKER.processed(events, batch)
 
     serve_observability(app, settings, client, owned)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"

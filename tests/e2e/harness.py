@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from stream import processes
 from stream.config import Settings, reveal
+from stream.envelope import unpack
 from stream.kafka import client_config
 from stream.processes import ROOT, free_port, wait_until
 from stream.processes import child_env as settings_env
@@ -90,13 +91,13 @@ class TopicReader:
         self.records: list[dict[str, Any]] = []
 
     def poll(self, seconds: float = 0.2) -> list[dict[str, Any]]:
-        """Fetch what arrived; returns all records read so far (values decoded as JSON)."""
+        """Fetch what arrived; returns all records read so far (values decoded as JSON, envelopes as their events)."""
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             msg = self.consumer.poll(0.05)
             if msg is None or msg.error():
                 continue
-            self.records.append(orjson.loads(msg.value()))
+            self.records += [record for _, record in unpack(msg.key(), msg.value())]
         return self.records
 
     def wait_for(

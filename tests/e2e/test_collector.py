@@ -10,10 +10,13 @@ from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 from segment.analytics import Client
 from segment.analytics.request import APIError
 
 from stream.config import Settings
+from stream.envelope import partition_for, unpack
+from stream.kafka import client_config
 from stream.state.profile import parse_time
 from tests.e2e.harness import Proc, TopicReader, api_headers, free_port, http_json, wait_http, wait_until
 
@@ -47,13 +50,14 @@ def reader(settings: Settings) -> Iterator[TopicReader]:
 
 
 def keyed_records(reader: TopicReader, count: int, timeout: float = 30.0) -> list[tuple[bytes, dict[str, Any]]]:
-    """The first ``count`` records of the events topic as (key, decoded value), in offset order per key."""
+    """The first ``count`` events of the events topic as (key, decoded event), in offset order per key
+    (an envelope gives each of its events with its own key)."""
     records: list[tuple[bytes, dict[str, Any]]] = []
 
     def enough() -> bool:
         msg = reader.consumer.poll(0.1)
         if msg is not None and not msg.error():
-            records.append((msg.key(), orjson.loads(msg.value())))
+            records.extend(unpack(msg.key(), msg.value()))  # type: ignore[arg-type]
         return len(records) >= count
 
     wait_until(enough, timeout, f"{count} records on the events topic", interval=0)
@@ -123,6 +127,37 @@ def test_gzip_batch_over_raw_http(collector: str, reader: TopicReader) -> None:
     records = keyed_records(reader, 3)
     assert sorted(key for key, _ in records) == [b"anon-0", b"anon-1", b"anon-2"]
     assert all(value["context"] == {"ip": "10.0.0.1"} for _, value in records)
+
+
+def test_batches_travel_as_envelopes_in_the_partition_kafka_gives_each_key(collector: str, settings: Settings) -> None:
+    customers = [f"shopper-{i}" for i in range(24)]
+    body = {"batch": [{"type": "track", "userId": c, "event": "Viewed", "properties": {"n": n}} for n in range(3) for c in customers]}
+    assert http_json("POST", f"{collector}/v1/batch", body, AUTH)[0] == 200
+    consumer = Consumer(client_config(settings, **{"group.id": "envelope-check", "enable.auto.commit": False}))
+    consumer.assign([TopicPartition(settings.events_topic, p, 0) for p in range(settings.partitions)])
+    events: list[tuple[int, bytes, int]] = []
+    envelopes_seen = 0
+
+    def read() -> bool:
+        nonlocal envelopes_seen
+        msg = consumer.poll(0.1)
+        if msg is not None and not msg.error():
+            envelopes_seen += msg.key() is None
+            events.extend((msg.partition(), key, record["properties"]["n"]) for key, record in unpack(msg.key(), msg.value()))
+        return len(events) >= len(body["batch"])
+
+    wait_until(read, 30, "the batch's events on the events topic", interval=0)
+    consumer.close()
+    assert envelopes_seen >= 1 and envelopes_seen < len(events)
+    # librdkafka's murmur2_random partitioner, asked directly, agrees with the envelopes' partitions.
+    producer = Producer(client_config(settings, partitioner="murmur2_random"))
+    librdkafka: dict[bytes, int] = {}
+    for c in customers:
+        producer.produce(settings.changes_topic, key=c.encode(), value=b"{}", on_delivery=lambda err, msg: librdkafka.update({msg.key(): msg.partition()}))
+    producer.flush(30)
+    assert {key: partition for partition, key, _ in events} == librdkafka == {c.encode(): partition_for(c.encode(), settings.partitions) for c in customers}
+    for c in customers:  # each customer's events in the order sent
+        assert [n for _, key, n in events if key == c.encode()] == [0, 1, 2]
 
 
 def test_kafka_unreachable_gets_503(settings: Settings) -> None:

@@ -15,6 +15,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from stream.config import Settings
+from stream.envelope import pack
 from stream.kafka import AsyncProducer, KafkaUnavailable
 from stream.state import keys
 from stream.state.profile import HistoryPolicy, Profile
@@ -203,4 +204,38 @@ def test_event_later_than_the_allowed_lateness_is_dead_lettered(base_settings: S
     [dead] = reader.wait_for(lambda r: len(r) >= 1, 20, "the late event's dead letter")
     assert (dead["reason"], dead["offset"]) == ("too_late", 0)
     assert "SEGSTREAM_ALLOWED_LATENESS" in dead["error"]
+    reader.close()
+
+
+def envelope(offset: int, entries: list[tuple[str, dict[str, Any]]], partition: int = 1) -> Message:
+    """An events-topic record carrying several customers' events (as the collector writes them)."""
+    return Message(partition, offset, None, pack([(cid.encode(), orjson.dumps(record)) for cid, record in entries]))
+
+
+def test_envelope_is_applied_once_per_customer_and_a_bad_entry_is_dead_lettered_alone(base_settings: Settings) -> None:
+    settings = make_settings(base_settings)
+    clock = Clock(3_000_000)
+
+    def v(customer: str, ts: int, mid: str) -> tuple[str, dict[str, Any]]:
+        return customer, {"type": "track", "event": "View", "userId": customer, "ts": ts, "messageId": mid}
+
+    first = envelope(0, [v("a", 2_999_000, "a1"), v("b", 2_999_000, "b1"), v("a", 2_999_100, "a2"), ("b", {"type": "purchase"})])
+    second = envelope(1, [v("b", 2_999_200, "b2")])
+
+    async def scenario() -> dict[str, Profile]:
+        p = processor(settings, clock)
+        assert await p.handle_batch([first]) == 4
+        await p.handle_batch([first, second])  # redelivered with the next record
+        await p.handle_batch([second, second])  # twice in one batch
+        return {cid: loaded.profile for cid, loaded in (await p.store.load(["a", "b"])).items()}
+
+    profiles = asyncio.run(scenario())
+    assert profiles["a"].counts == {"View": 2} and profiles["a"].memberships.keys() == {"hot"}
+    assert profiles["b"].counts == {"View": 2} and profiles["b"].memberships.keys() == {"hot"}
+    assert profiles["a"].applied == {"epoch1:1": 0} and profiles["b"].applied == {"epoch1:1": 1}
+    reader = TopicReader(settings, settings.dead_letter_topic)
+    # A rejected entry leaves no mark: its redelivery is dead-lettered again, at the same (offset, index).
+    dead = reader.wait_for(lambda r: len(r) >= 2, 20, "the bad entry's dead letters")
+    assert {(d["reason"], d["offset"], d["index"], d["key"]) for d in dead} == {("unknown_type", 0, 3, "b")}
+    assert orjson.loads(dead[0]["value"]) == {"type": "purchase"}
     reader.close()
