@@ -12,7 +12,6 @@ step in an order that makes a crash at any point recoverable; see ``commit`` and
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -24,6 +23,7 @@ from stream.output.changes import Change
 from stream.output.deletions import Deletion
 from stream.output.routed import Routed
 from stream.state import keys
+from stream.state.pipeline import Command, raise_errors, round_trip
 from stream.state.profile import Profile
 
 #: What a customer's outbox holds until Kafka acknowledged it: segment changes (field: their
@@ -37,6 +37,14 @@ Marker = tuple[str, int | str]
 def outbox_field(entry: Outbound) -> int | str:
     """The outbox field of an entry (and the second half of its pending marker)."""
     return entry.seq if isinstance(entry, Change) else entry.field
+
+
+def _marker(customer_id: str, entry: Outbound) -> bytes:
+    return orjson.dumps([customer_id, outbox_field(entry)])
+
+
+def _counting(key: str, counters: Mapping[str, int]) -> list[Command]:
+    return [(b"HINCRBY", key, name, n) for name, n in counters.items() if n]
 
 
 def _entry(customer_id: str, marker_field: int | str, raw: bytes) -> Outbound:
@@ -113,29 +121,25 @@ class ProfileStore:
     """Profiles, outbox, timers and membership sets of one namespace in Redis.
 
     ``bulk``, when given, is a client without a per-reply socket timeout for the
-    per-batch pipelines (load, commit, confirm): each whole round trip is bounded
-    instead, which spares a timer per reply (a tenth of a worker's CPU).
+    per-batch round trips (load, commit, confirm; see :mod:`stream.state.pipeline`):
+    each whole round trip is bounded instead, which spares a timer per reply.
+    Commands that touch one cross-customer key (a partition's timers or pending
+    markers, a segment's member set) are grouped into one command per key.
     """
 
     def __init__(self, client: aioredis.Redis, namespace: str, bulk: aioredis.Redis | None = None) -> None:
         self.redis = client
         self.bulk = bulk if bulk is not None else client
         self.ns = namespace
-        self._commit = self.bulk.register_script(_COMMIT)
 
-    def _pipeline(self) -> Any:
-        return self.bulk.pipeline(transaction=False)
-
-    async def _round_trip(self, pipe: Any) -> list[Any]:
-        async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
-            return await pipe.execute()
+    async def _round_trip(self, commands: list[Command]) -> list[Any]:
+        replies = await round_trip(self.bulk, commands, ROUND_TRIP_TIMEOUT_S)
+        raise_errors(replies)
+        return replies
 
     async def load(self, customer_ids: Sequence[str]) -> dict[str, Loaded]:
         """Read the profiles of ``customer_ids`` in one round trip (new customers get empty profiles)."""
-        pipe = self._pipeline()
-        for cid in customer_ids:
-            pipe.get(keys.profile(self.ns, cid))
-        rows = await self._round_trip(pipe)
+        rows = await self._round_trip([(b"GET", keys.profile(self.ns, cid)) for cid in customer_ids])
         out: dict[str, Loaded] = {}
         for cid, raw in zip(customer_ids, rows):
             version, blob = split_stored(raw)
@@ -157,38 +161,40 @@ class ProfileStore:
         deadline on its partition's timer set, or its removal) and adds ``counters``;
         a timer set for a customer whose commit was refused is set again by its retry.
         """
-        marked = [c for c in commits if c.outbound]
-        if marked:
-            pipe = self._pipeline()
-            for c in marked:
-                partition = c.loaded.profile.partition or 0
-                pipe.zadd(
-                    keys.pending(self.ns, partition),
-                    {orjson.dumps([c.customer_id, outbox_field(e)]): now for e in c.outbound},
-                )
-            await self._round_trip(pipe)
-        pipe = self._pipeline()
+        markers: dict[int, list[bytes | str | int]] = {}
         for c in commits:
-            outbox_args: list[bytes | int | str] = []
+            for e in c.outbound:
+                markers.setdefault(c.loaded.profile.partition or 0, []).extend((now, _marker(c.customer_id, e)))
+        if markers:
+            await self._round_trip([(b"ZADD", keys.pending(self.ns, p), *members) for p, members in markers.items()])
+        commands: list[Command] = []
+        for c in commits:
+            outbox_args: list[bytes | str | int] = []
             for e in c.outbound:
                 outbox_args += [outbox_field(e), e.to_bytes()]
-            await self._commit(
-                keys=[keys.profile(self.ns, c.customer_id), keys.outbox(self.ns, c.customer_id)],
-                args=[c.loaded.version, c.loaded.profile.to_bytes(), *outbox_args],
-                client=pipe,
+            commands.append(
+                (
+                    b"EVAL",
+                    _COMMIT,
+                    2,
+                    keys.profile(self.ns, c.customer_id),
+                    keys.outbox(self.ns, c.customer_id),
+                    c.loaded.version,
+                    c.loaded.profile.to_bytes(),
+                    *outbox_args,
+                )
             )
+        due: dict[int, list[bytes | str | int]] = {}
+        gone: dict[int, list[bytes | str | int]] = {}
         for p in timers:
-            key = keys.timers(self.ns, p.partition or 0)
             if p.deadline is None:
-                pipe.zrem(key, p.customer_id)
+                gone.setdefault(p.partition or 0, []).append(p.customer_id)
             else:
-                pipe.zadd(key, {p.customer_id: p.deadline})
-        for name, n in (counters or {}).items():
-            if n:
-                pipe.hincrby(keys.stats(self.ns), name, n)
-        if not len(pipe):
-            return []
-        results = await self._round_trip(pipe)
+                due.setdefault(p.partition or 0, []).extend((p.deadline, p.customer_id))
+        commands += [(b"ZADD", keys.timers(self.ns, partition), *members) for partition, members in due.items()]
+        commands += [(b"ZREM", keys.timers(self.ns, partition), *members) for partition, members in gone.items()]
+        commands += _counting(keys.stats(self.ns), counters or {})
+        results = await self._round_trip(commands)
         return [c.customer_id for c, r in zip(commits, results) if r == -1]
 
     async def due(self, partition: int, now: int, limit: int = 500) -> list[str]:
@@ -211,7 +217,8 @@ class ProfileStore:
     ) -> None:
         """After Kafka acknowledged ``entries``: update member sets, then clear outbox entries and markers.
 
-        Republished entries (recovery) may be older than changes already applied: then
+        A member set follows the last change of each customer to it. Republished
+        entries (recovery) may be older than changes already applied: then
         ``memberships`` (customer id -> the segments its profile is in now) decides each
         member set, not the change.
         """
@@ -219,23 +226,29 @@ class ProfileStore:
             return
         changes = [e for e in entries if isinstance(e, Change)]
         current = {cid: set(names) for cid, names in memberships.items()} if memberships is not None else None
-        pipe = self._pipeline()
-        for ch in changes:
-            key = keys.segment(self.ns, ch.segment)
-            if ch.segment in current[ch.customer_id] if current is not None else ch.change == "entered":
-                pipe.zadd(key, {ch.customer_id: 0})
+        last = {(ch.segment, ch.customer_id): ch.change == "entered" for ch in changes}
+        if current is not None:
+            last = {(segment, cid): segment in current[cid] for segment, cid in last}
+        added: dict[str, list[bytes | str | int]] = {}
+        removed: dict[str, list[bytes | str | int]] = {}
+        for (segment, cid), member in last.items():
+            if member:
+                added.setdefault(segment, []).extend((0, cid))
             else:
-                pipe.zrem(key, ch.customer_id)
+                removed.setdefault(segment, []).append(cid)
+        commands: list[Command] = [(b"ZADD", keys.segment(self.ns, s), *members) for s, members in added.items()]
+        commands += [(b"ZREM", keys.segment(self.ns, s), *members) for s, members in removed.items()]
+        fields: dict[str, list[bytes | str | int]] = {}
+        markers: dict[int, list[bytes | str | int]] = {}
         for e in entries:
-            name = outbox_field(e)
-            pipe.hdel(keys.outbox(self.ns, e.customer_id), name)
-            pipe.zrem(keys.pending(self.ns, partitions.get(e.customer_id, 0)), orjson.dumps([e.customer_id, name]))
+            fields.setdefault(e.customer_id, []).append(outbox_field(e))
+            markers.setdefault(partitions.get(e.customer_id, 0), []).append(_marker(e.customer_id, e))
+        commands += [(b"HDEL", keys.outbox(self.ns, cid), *names) for cid, names in fields.items()]
+        commands += [(b"ZREM", keys.pending(self.ns, p), *members) for p, members in markers.items()]
         deletions = sum(isinstance(e, Deletion) for e in entries)
         training = sum(isinstance(e, TrainingRecord) for e in entries)
-        for counter, n in (("changes", len(changes)), ("training_records", training), ("deletions", deletions)):
-            if n:
-                pipe.hincrby(keys.stats(self.ns), counter, n)
-        await self._round_trip(pipe)
+        commands += _counting(keys.stats(self.ns), {"changes": len(changes), "training_records": training, "deletions": deletions})
+        await self._round_trip(commands)
 
     async def stale_pending(self, partition: int, older_than: int, limit: int = 1000) -> list[Marker]:
         """Markers of ``partition`` decided before ``older_than`` (ms) and still unconfirmed."""
