@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from stream.config import Settings
 from stream.models.records import TrainingRecord
 from stream.output.changes import Change
 from stream.state import keys
+from stream.state.pipeline import raise_errors, round_trip
 from stream.state.store import Commit, ProfileStore
 
 
@@ -78,3 +81,20 @@ def test_key_layout_puts_a_customers_keys_in_one_slot() -> None:
         tag = p[p.index("{") + 1 : p.index("}")]
         assert o.startswith(p) and tag and "}" not in tag
         assert keys.customer_of(p) == cid
+
+
+def test_lean_round_trip_returns_replies_in_order_with_errors_in_place(base_settings: Settings) -> None:
+    key = f"t{uuid.uuid4().hex[:8]}:x"
+
+    async def scenario() -> list[object]:
+        client = aioredis.Redis.from_url(base_settings.redis_url)
+        replies = await round_trip(client, [(b"SET", key, "v"), (b"INCR", key), (b"GET", key), (b"DEL", key)], 5.0)
+        again = await round_trip(client, [(b"PING",)], 5.0)  # the connection is still in step
+        await client.aclose()
+        return [*replies, *again]
+
+    ok, error, value, deleted, pong = run(scenario())
+    assert (ok, value, deleted, pong) == (b"OK", b"v", 1, b"PONG")
+    assert isinstance(error, ResponseError) and "not an integer" in str(error)
+    with pytest.raises(ResponseError):
+        raise_errors([ok, error])

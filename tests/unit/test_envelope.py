@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import doctest
 from typing import Any
 
 import orjson
 import pytest
 
+from stream import envelope
 from stream.envelope import MAX_BYTES, MAX_EVENTS, envelopes, murmur2, pack, packable, partition_for, unpack
 from stream.ingest.sink import EnvelopeSink
 from stream.kafka import PARTITION_UA, KafkaUnavailable
+from stream.state import pipeline
 from stream.worker.processor import Message, expand, parse, slices
 
 # Kafka's own test vectors (clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java), as signed ints.
@@ -22,6 +25,11 @@ KAFKA_MURMUR2 = {
     b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
     b"abc": 479470107,
 }
+
+
+@pytest.mark.parametrize("module", [envelope, pipeline])
+def test_docstring_examples(module: object) -> None:
+    assert doctest.testmod(module).failed == 0  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("key", list(KAFKA_MURMUR2))
