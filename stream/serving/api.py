@@ -58,6 +58,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from redis.exceptions import RedisError
 
+from stream.heap import freeze_startup_objects
 from stream.analytics.http import overlap_handler, performance_handler
 from stream.auth.access import api_access
 from stream.auth.errors import AccessDenied
@@ -477,7 +478,9 @@ def run(settings: Settings) -> int:
 
     try:
         quiet = settings.log_format == "json"  # aiohttp's banner is not a JSON line
-        web.run_app(app(), host=settings.api_host, port=settings.api_port, print=None if quiet else print)
+        application = app()
+        freeze_startup_objects()
+        web.run_app(application, host=settings.api_host, port=settings.api_port, print=None if quiet else print)
     except RuleError as exc:
         print(f"segstream api: refusing to start, the rules are invalid:\n{exc}", file=sys.stderr)
         return 2

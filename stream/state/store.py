@@ -155,19 +155,20 @@ class ProfileStore:
     ) -> list[str]:
         """Write each customer's profile and outbox atomically; return the ids whose version moved (retry them).
 
-        Pending markers for the outbox entries are written first, in their own
-        round trip, so no decided change can exist without a marker pointing at it.
-        The same round trip as the commits registers ``timers`` (each profile's next
-        deadline on its partition's timer set, or its removal) and adds ``counters``;
-        a timer set for a customer whose commit was refused is set again by its retry.
+        One round trip. Pending markers for the outbox entries come first: Redis runs a
+        connection's commands in order (and its append-only file keeps that order), so
+        no decided change can exist without a marker pointing at it; a marker whose
+        commit was refused points at nothing and is dropped by recovery. Then the
+        commits, then ``timers`` (each profile's next deadline on its partition's timer
+        set, or its removal) and ``counters``; a timer set for a customer whose commit
+        was refused is set again by its retry.
         """
         markers: dict[int, list[bytes | str | int]] = {}
         for c in commits:
             for e in c.outbound:
                 markers.setdefault(c.loaded.profile.partition or 0, []).extend((now, _marker(c.customer_id, e)))
-        if markers:
-            await self._round_trip([(b"ZADD", keys.pending(self.ns, p), *members) for p, members in markers.items()])
-        commands: list[Command] = []
+        commands: list[Command] = [(b"ZADD", keys.pending(self.ns, p), *members) for p, members in markers.items()]
+        first = len(commands)
         for c in commits:
             outbox_args: list[bytes | str | int] = []
             for e in c.outbound:
@@ -195,7 +196,7 @@ class ProfileStore:
         commands += [(b"ZREM", keys.timers(self.ns, partition), *members) for partition, members in gone.items()]
         commands += _counting(keys.stats(self.ns), counters or {})
         results = await self._round_trip(commands)
-        return [c.customer_id for c, r in zip(commits, results) if r == -1]
+        return [c.customer_id for c, r in zip(commits, results[first:]) if r == -1]
 
     async def due(self, partition: int, now: int, limit: int = 500) -> list[str]:
         """Customers of ``partition`` whose deadline is at or before ``now``."""

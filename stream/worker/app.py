@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from stream.config import Settings, configure_logging
 from stream.enrich import EnrichmentError
+from stream.heap import freeze_startup_objects
 from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics, faust_credentials, topic_id
 from stream.models.lifecycle import Modelling
 from stream.models.snapshot import Snapshot
@@ -46,6 +47,8 @@ T = TypeVar("T")
 TRANSIENT = (RedisError, KafkaUnavailable, ConnectionError, OSError)
 RECOVERY_INTERVAL_S = 5.0
 HEARTBEAT_INTERVAL_S = 1.0
+#: Seconds after which a worker's start-up objects are frozen out of the cyclic GC (see stream.heap).
+STARTUP_S = 10.0
 
 
 def _limit_fetch_wait(max_wait_ms: int) -> None:
@@ -229,6 +232,11 @@ def build(settings: Settings) -> faust.App:
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     @app.task
+    async def settle_heap() -> None:
+        await asyncio.sleep(STARTUP_S)  # the consumer, its fetcher and the web server exist by then
+        freeze_startup_objects()
+
+    @app.task
     async def stall_watchdog() -> None:
         await watch(app, settings.events_topic, stalls, owned)
 
@@ -272,6 +280,7 @@ def run(settings: Settings) -> int:
     except KafkaUnavailable as exc:
         print(f"segstream worker: {exc}", file=sys.stderr)
         return 3
+    freeze_startup_objects()
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True, override_logging=settings.log_format == "text")
     if settings.log_format == "json":
         worker.spinner = None  # its terminal escapes on stdout would break JSON lines
