@@ -13,7 +13,7 @@ step in an order that makes a crash at any point recoverable; see ``commit`` and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import orjson
 import redis.asyncio as aioredis
@@ -198,10 +198,17 @@ class ProfileStore:
         results = await self._round_trip(commands)
         return [c.customer_id for c, r in zip(commits, results[first:]) if r == -1]
 
-    async def due(self, partition: int, now: int, limit: int = 500) -> list[str]:
-        """Customers of ``partition`` whose deadline is at or before ``now``."""
-        rows = await self.redis.zrangebyscore(keys.timers(self.ns, partition), "-inf", now, start=0, num=limit)
-        return [r.decode() for r in rows]
+    async def due(self, partitions: Iterable[int], now: int, limit: int = 500) -> dict[int, list[str]]:
+        """Customers of each of ``partitions`` whose deadline is at or before ``now`` (one round trip)."""
+        parts = list(partitions)
+        rows = await self._ranges(keys.timers, parts, now, limit)
+        return {p: [r.decode() for r in row] for p, row in zip(parts, rows)}
+
+    async def _ranges(self, key: Callable[[str, int], str], partitions: list[int], up_to: int, limit: int) -> list[list[bytes]]:
+        commands: list[Command] = [(b"ZRANGEBYSCORE", key(self.ns, p), b"-inf", up_to, b"LIMIT", 0, limit) for p in partitions]
+        replies = await round_trip(self.redis, commands, ROUND_TRIP_TIMEOUT_S)
+        raise_errors(replies)
+        return replies
 
     async def earliest_deadline(self, partitions: Iterable[int]) -> int | None:
         """The earliest registered deadline over ``partitions``."""
@@ -251,10 +258,11 @@ class ProfileStore:
         commands += _counting(keys.stats(self.ns), {"changes": len(changes), "training_records": training, "deletions": deletions})
         await self._round_trip(commands)
 
-    async def stale_pending(self, partition: int, older_than: int, limit: int = 1000) -> list[Marker]:
-        """Markers of ``partition`` decided before ``older_than`` (ms) and still unconfirmed."""
-        rows = await self.redis.zrangebyscore(keys.pending(self.ns, partition), "-inf", older_than, start=0, num=limit)
-        return [tuple(orjson.loads(r)) for r in rows]  # type: ignore[misc]
+    async def stale_pending(self, partitions: Iterable[int], older_than: int, limit: int = 1000) -> dict[int, list[Marker]]:
+        """Markers of each of ``partitions`` decided before ``older_than`` (ms) and still unconfirmed (one round trip)."""
+        parts = list(partitions)
+        rows = await self._ranges(keys.pending, parts, older_than, limit)
+        return {p: [tuple(orjson.loads(r)) for r in row] for p, row in zip(parts, rows)}  # type: ignore[misc]
 
     async def outbox_entries(self, markers: Sequence[Marker]) -> list[Outbound | None]:
         """The outbox entries the markers point at (``None`` where already published)."""

@@ -324,16 +324,17 @@ class Processor:
             await self._settle(work, dict(counters))
 
     async def fire_timers(self, partitions: Iterable[int]) -> int:
-        """Re-evaluate customers whose deadline has passed; returns how many."""
-        fired = 0
-        async with self.lock:
-            now = self.clock()
-            for partition in partitions:
-                due = await self.store.due(partition, now)
-                if due:
-                    await self._settle({cid: Work(partition) for cid in due})
-                    fired += len(due)
-        return fired
+        """Re-evaluate customers whose deadline has passed; returns how many.
+
+        The due timers are read without holding the lock, so batches do not wait on it;
+        a customer a batch re-evaluated meanwhile is merely evaluated once more.
+        """
+        due = await self.store.due(partitions, self.clock())
+        work = {cid: Work(partition) for partition, customers in due.items() for cid in customers}
+        if work:
+            async with self.lock:
+                await self._settle(work)
+        return len(work)
 
     async def reevaluate(self, customers: dict[str, int]) -> int:
         """Re-evaluate existing customers (id -> partition) with no new event; returns how many."""
@@ -348,9 +349,11 @@ class Processor:
     async def recover(self, partitions: Iterable[int], min_age_ms: int = 5000) -> int:
         """Publish outbox entries decided but not confirmed (the deciding process died); returns how many."""
         published = 0
+        stale = await self.store.stale_pending(partitions, self.clock() - min_age_ms)
+        if not any(stale.values()):
+            return 0
         async with self.lock:
-            for partition in partitions:
-                markers = await self.store.stale_pending(partition, self.clock() - min_age_ms)
+            for partition, markers in stale.items():
                 if not markers:
                     continue
                 entries = await self.store.outbox_entries(markers)

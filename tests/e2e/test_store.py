@@ -40,14 +40,14 @@ def test_commit_writes_profile_and_outbox_and_rejects_stale_versions(base_settin
         # The outbox entry and its pending marker exist until publication is confirmed.
         # Changes (field: seq) and training records (field: t:<kind>:<at>) share the outbox and markers.
         assert await s.outbox_entries([("a{b}", 1), ("a{b}", example.field)]) == [change, example]
-        assert set(await s.stale_pending(3, older_than=1000)) == {("a{b}", 1), ("a{b}", "t:churn:900")}
+        assert set((await s.stale_pending([3], older_than=1000))[3]) == {("a{b}", 1), ("a{b}", "t:churn:900")}
         # A commit based on the old version is refused and changes nothing.
         loaded.profile.traits["x"] = 2
         assert await s.commit([Commit(loaded)], now=1001) == ["a{b}"]
         assert (await s.load(["a{b}"]))["a{b}"].profile.traits == {"x": 1}
         await s.confirm_published([change, example], {"a{b}": 3})
         assert await s.outbox_entries([("a{b}", 1), ("a{b}", example.field)]) == [None, None]
-        assert await s.stale_pending(3, older_than=10**13) == []
+        assert await s.stale_pending([3], older_than=10**13) == {3: []}
         assert await s.redis.zrange(keys.segment(s.ns, "seg"), 0, -1) == [b"a{b}"]
         await s.confirm_published([Change("a{b}", "seg", "exited", 2000, 2, "gone")], {"a{b}": 3})
         assert await s.redis.zcard(keys.segment(s.ns, "seg")) == 0
@@ -64,12 +64,12 @@ def test_timers_register_and_fall_due(base_settings: Settings) -> None:
         loaded["u1"].profile.partition, loaded["u1"].profile.deadline = 2, 5000
         loaded["u2"].profile.partition, loaded["u2"].profile.deadline = 2, 9000
         assert await s.commit([], now=0, timers=[l.profile for l in loaded.values()]) == []
-        assert await s.due(2, now=4999) == []
-        assert await s.due(2, now=5000) == ["u1"]
+        assert await s.due([2], now=4999) == {2: []}
+        assert await s.due([2, 1], now=5000) == {2: ["u1"], 1: []}
         assert await s.earliest_deadline([0, 2]) == 5000
         loaded["u1"].profile.deadline = None
         await s.commit([], now=0, timers=[loaded["u1"].profile], counters={"events": 3})
-        assert await s.due(2, now=10_000) == ["u2"]
+        assert await s.due([2], now=10_000) == {2: ["u2"]}
         assert int(await s.redis.hget(keys.stats(s.ns), "events")) == 3
 
     run(scenario())
