@@ -32,6 +32,7 @@ class EnvelopeSink:
         self.linger_s = linger_s
         self.timeout_s = timeout_s
         self._waiting: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]] = []
+        self._waiting_events = 0
         self._timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task[None]] = set()
         self._partitions = (0, 0.0)
@@ -53,7 +54,8 @@ class EnvelopeSink:
             loop = asyncio.get_running_loop()
             future: asyncio.Future[None] = loop.create_future()
             self._waiting.append((events, future))
-            if sum(len(e) for e, _ in self._waiting) >= FLUSH_AT:
+            self._waiting_events += len(events)
+            if self._waiting_events >= FLUSH_AT:
                 self._flush()
             elif self._timer is None:
                 self._timer = loop.call_later(self.linger_s, self._flush)
@@ -74,7 +76,7 @@ class EnvelopeSink:
             task = asyncio.create_task(self._write(self._waiting))
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
-            self._waiting = []
+            self._waiting, self._waiting_events = [], 0
 
     async def _write(self, requests: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]]) -> None:
         records = [event for events, _ in requests for event in events]
