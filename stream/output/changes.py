@@ -8,6 +8,7 @@ the next evaluation, and a change already decided is never decided again.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from collections.abc import Callable, Mapping
@@ -17,7 +18,10 @@ import orjson
 
 from stream.state.profile import Profile, iso, parse_time
 
-_ID_NAMESPACE = uuid.UUID("6f1f7c1e-51e3-4b0e-9d7a-5e6b2f0c9a11")
+#: The UUID namespace of change ids, as bytes.
+_ID_NAMESPACE = uuid.UUID("6f1f7c1e-51e3-4b0e-9d7a-5e6b2f0c9a11").bytes
+#: The RFC 4122 variant nibble of a UUID by the hash's nibble there (its two low bits are kept).
+_VARIANT = {f"{n:x}": "89ab"[n & 3] for n in range(16)}
 
 #: Reason given when a member's segment is no longer in the rule set.
 REMOVED_REASON = "segment removed from the rules"
@@ -45,8 +49,12 @@ class Change:
 
     @property
     def id(self) -> str:
-        """Stable id: the same customer and seq always give the same id, so consumers can drop duplicates."""
-        return str(uuid.uuid5(_ID_NAMESPACE, f"{self.customer_id}\x00{self.seq}"))
+        """Stable id: the same customer and seq always give the same id, so consumers can drop duplicates.
+
+        It is ``str(uuid.uuid5(namespace, f"{customer_id}\\x00{seq}"))``, formatted here from the SHA-1 digest directly.
+        """
+        digest = hashlib.sha1(_ID_NAMESPACE + f"{self.customer_id}\x00{self.seq}".encode()).hexdigest()
+        return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{_VARIANT[digest[16]]}{digest[17:20]}-{digest[20:32]}"
 
     def record(self) -> dict[str, Any]:
         """The record published on the segment-changes topic."""
@@ -87,11 +95,12 @@ def decide(
     """
     changes: list[Change] = []
     memberships = profile.memberships
-    for name in sorted(verdicts.keys() | memberships.keys() if complete else verdicts.keys()):
+    flips = [name for name, verdict in verdicts.items() if verdict.holds != (name in memberships)]
+    if complete:
+        flips += [name for name in memberships if name not in verdicts]
+    for name in sorted(flips):
         verdict = verdicts.get(name)
         holds = verdict is not None and verdict.holds
-        if holds == (name in memberships):
-            continue
         profile.seq += 1
         if holds:
             memberships[name] = now
@@ -107,5 +116,9 @@ def decide(
 
 def next_deadline(verdicts: Mapping[str, VerdictLike]) -> int | None:
     """The earliest time any verdict could change without a new event."""
-    deadlines = [v.deadline for v in verdicts.values() if v.deadline is not None]
-    return min(deadlines) if deadlines else None
+    earliest = None
+    for verdict in verdicts.values():
+        deadline = verdict.deadline
+        if deadline is not None and (earliest is None or deadline < earliest):
+            earliest = deadline
+    return earliest

@@ -32,8 +32,10 @@ def masked(value: Any, mode: str) -> str:
 
 def scrub(changes: list[Change], profile: Profile, traits: tuple[str, ...], mode: str) -> list[Change]:
     """``changes`` with the profile's values of ``traits`` masked in their reasons."""
+    if not changes:
+        return changes
     values = [profile.traits[t] for t in traits if isinstance(profile.traits.get(t), (str, int, float)) and not isinstance(profile.traits.get(t), bool)]
-    if not values or not changes:
+    if not values:
         return changes
     out = []
     for change in changes:

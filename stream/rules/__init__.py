@@ -7,6 +7,7 @@ Verdict(holds=True, reason='count(Product Viewed within 7d) = 3 >= 3', deadline=
 Modules: :mod:`~stream.rules.loader` (files → :class:`RuleSet`, errors),
 :mod:`~stream.rules.schema` (the JSON Schema of a rule file),
 :mod:`~stream.rules.ruleset` (segments, evaluation in reference order, explain),
+:mod:`~stream.rules.triggers` (which segments an event can change),
 :mod:`~stream.rules.holdout` (control groups), :mod:`~stream.rules.conditions`
 (the registry of kinds), one module per kind (:mod:`~stream.rules.traits`,
 :mod:`~stream.rules.dates`, :mod:`~stream.rules.events`,

@@ -28,9 +28,9 @@ from pydantic import Field, model_validator
 
 from stream.rules.durations import UNITS_MS, Duration, format_duration
 from stream.rules.filters import EventFilter, event_json
-from stream.rules.model import ConditionModel
+from stream.rules.model import Compiled, ConditionModel, Horizon
 from stream.rules.operators import ValueTest
-from stream.rules.verdict import NO_VERDICTS, Verdict
+from stream.rules.verdict import Verdict
 from stream.rules.windows import cover, later_than
 from stream.state.profile import Event, Profile, iso
 
@@ -71,10 +71,12 @@ class AbsenceCondition(EventFilter, ConditionModel):
         """The condition as it reads in reasons, e.g. ``Product Added without Order Completed within 24h``."""
         return f"{self.text} without {self.cancel.text} within {format_duration(self.within)}"
 
-    def _spans(self, history: list[Event], now: int) -> tuple[list[tuple[int, int, Event]], list[Event], list[Event]]:
-        """Each live trigger's span ``(begin, end, trigger)``, the live triggers and their possible cancels."""
+    def _spans(self, history: list[Event], now: int) -> tuple[list[tuple[int, int]], list[Event], list[Event]]:
+        """Each live trigger's span ``(begin, end)``, the live triggers (in the same order) and their possible cancels."""
         recent = later_than(history, now - self.expires)
         triggers = self.select(recent)
+        if not triggers:
+            return [], triggers, []
         cancels = self.cancel.select(recent)
         times = [e.ts for e in cancels]
         spans = []
@@ -83,34 +85,47 @@ class AbsenceCondition(EventFilter, ConditionModel):
             after = bisect_right(times, a.ts)
             if after < len(times):
                 end = min(end, times[after])
-            spans.append((a.ts + self.within, end, a))
+            spans.append((a.ts + self.within, end))
         return spans, triggers, cancels
 
-    def _judge(self, profile: Profile, now: int) -> tuple[Verdict, Event | None, Event | None]:
-        """The verdict, the trigger it describes and the event that cancelled that trigger."""
-        spans, triggers, cancels = self._spans(profile.history, now)
-        holds, deadline = cover(((begin, end) for begin, end, _ in spans), now)
-        if holds:
-            trigger = max((a for begin, end, a in spans if begin <= now < end), key=lambda a: a.ts)
-            reason = f"{self.label}: {self.noun} at {iso(trigger.ts)}, no {self.cancel.noun} since"
-            return Verdict(True, reason, deadline), trigger, None
+    def compile(self) -> Compiled:
+        spans_of, reason = self._spans, self._reason
+
+        def judged(spans: list[tuple[int, int]], triggers: list[Event], cancels: list[Event], now: int) -> Verdict:
+            holds, deadline = cover(spans, now)
+            return Verdict(holds, reason, deadline, spans, triggers, cancels, now)
+
+        nothing = judged([], [], [], 0)  # no trigger before it expires: the same verdict at any time
+
+        def evaluate(profile: Profile, now: int, verdicts: Mapping[str, Verdict]) -> Verdict:
+            spans, triggers, cancels = spans_of(profile.history, now)
+            return judged(spans, triggers, cancels, now) if triggers else nothing
+
+        return evaluate
+
+    def _reason(self, spans: list[tuple[int, int]], triggers: list[Event], cancels: list[Event], now: int) -> str:
+        return self._story(spans, triggers, cancels, now)[0]
+
+    def _story(
+        self, spans: list[tuple[int, int]], triggers: list[Event], cancels: list[Event], now: int
+    ) -> tuple[str, Event | None, Event | None]:
+        """The reason at ``now``, the trigger it names and the event that cancelled that trigger."""
+        holding = [a for (begin, end), a in zip(spans, triggers) if begin <= now < end]  # a span covers now: it holds
+        if holding:
+            trigger = max(holding, key=lambda a: a.ts)
+            return f"{self.label}: {self.noun} at {iso(trigger.ts)}, no {self.cancel.noun} since", trigger, None
         past = [a for a in triggers if a.ts <= now]
         if not past:
-            return Verdict(False, f"{self.label}: no {self.noun} in the last {format_duration(self.expires)}", deadline), None, None
+            return f"{self.label}: no {self.noun} in the last {format_duration(self.expires)}", None, None
         trigger = past[-1]
         cancel = next((b for b in cancels if trigger.ts < b.ts <= now), None)
         if cancel is None:
-            reason = f"{self.label}: {self.noun} at {iso(trigger.ts)}, {format_duration(self.within)} not passed yet"
-        else:
-            reason = f"{self.label}: {self.noun} at {iso(trigger.ts)}, then {self.cancel.noun} at {iso(cancel.ts)}"
-        return Verdict(False, reason, deadline), trigger, cancel
-
-    def evaluate(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> Verdict:
-        return self._judge(profile, now)[0]
+            return f"{self.label}: {self.noun} at {iso(trigger.ts)}, {format_duration(self.within)} not passed yet", trigger, None
+        return f"{self.label}: {self.noun} at {iso(trigger.ts)}, then {self.cancel.noun} at {iso(cancel.ts)}", trigger, cancel
 
     def details(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict]) -> dict[str, Any]:
         """The condition as written, the trigger the reason names and the event that cancelled it."""
-        _, trigger, cancel = self._judge(profile, now)
+        _, trigger, cancel = self._story(*self._spans(profile.history, now), now)
         return super().details(profile, now, verdicts) | {
             "trigger": None if trigger is None else event_json(trigger),
             "cancelled_by": None if cancel is None else event_json(cancel),
@@ -122,5 +137,5 @@ class AbsenceCondition(EventFilter, ConditionModel):
     def properties(self) -> set[str]:
         return set(self.where) | set(self.without_where)
 
-    def event_names(self) -> set[str]:
-        return {self.event, self.without}
+    def event_windows(self) -> dict[str, Horizon]:
+        return {self.event: self.expires, self.without: self.expires}

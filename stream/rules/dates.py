@@ -26,10 +26,10 @@ from pydantic import model_validator
 
 from stream.rules.computed import TIMES
 from stream.rules.durations import Duration, format_duration
-from stream.rules.model import ConditionModel
+from stream.rules.model import Compiled, ConditionModel
 from stream.rules.operators import show
 from stream.rules.traits import TraitReader
-from stream.rules.verdict import NO_VERDICTS, Verdict
+from stream.rules.verdict import Verdict
 from stream.state.profile import EARLIEST_MS, LATEST_MS, Profile, parse_time
 
 
@@ -80,18 +80,24 @@ class RelativeDate(TraitReader, ConditionModel):
         parts = [f"{word} than {format_duration(d)}" for word, d in (("older", self.older_than), ("newer", self.newer_than)) if d]
         return " and ".join(parts)
 
-    def evaluate(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> Verdict:
-        value = self.read(profile)
-        if value is None:
-            return Verdict(False, f"trait {self.trait} missing")
-        date = value if self.trait in TIMES else as_date(value)
-        if date is None:
-            return Verdict(False, f"trait {self.trait} = {show(value)} is not a date (expected ISO 8601 or epoch seconds/ms)")
-        begin = None if self.older_than is None else date + self.older_than
-        end = None if self.newer_than is None else date + self.newer_than
-        shown = f"trait {self.trait} = {show(value)} ({_age(now - date)})"
-        if begin is not None and now < begin:
-            return Verdict(False, f"{shown}, not {self.text}", begin)
-        if end is not None and now >= end:
-            return Verdict(False, f"{shown}, not {self.text}")
-        return Verdict(True, f"{shown}, {self.text}", end)
+    def compile(self) -> Compiled:
+        def evaluate(profile: Profile, now: int, verdicts: Mapping[str, Verdict]) -> Verdict:
+            value = self.read(profile)
+            if value is None:
+                return Verdict(False, f"trait {self.trait} missing")
+            date = value if self.trait in TIMES else as_date(value)
+            if date is None:
+                return Verdict(False, f"trait {self.trait} = {show(value)} is not a date (expected ISO 8601 or epoch seconds/ms)")
+            begin = None if self.older_than is None else date + self.older_than
+            end = None if self.newer_than is None else date + self.newer_than
+            if begin is not None and now < begin:
+                return Verdict(False, self._reason, begin, value, now - date, False)
+            if end is not None and now >= end:
+                return Verdict(False, self._reason, None, value, now - date, False)
+            return Verdict(True, self._reason, end, value, now - date, True)
+
+        return evaluate
+
+    def _reason(self, value: Any, age: int, holds: bool) -> str:
+        shown = f"trait {self.trait} = {show(value)} ({_age(age)})"
+        return f"{shown}, {self.text}" if holds else f"{shown}, not {self.text}"

@@ -18,6 +18,7 @@ events leave the window or future-dated ones enter it.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, ClassVar
@@ -26,9 +27,9 @@ from pydantic import Field, model_validator
 
 from stream.rules.durations import Duration, format_duration
 from stream.rules.filters import EventFilter, event_json
-from stream.rules.model import ConditionModel
+from stream.rules.model import Compiled, ConditionModel, Horizon
 from stream.rules.operators import Comparison, as_number, show
-from stream.rules.verdict import NO_VERDICTS, Verdict
+from stream.rules.verdict import Verdict
 from stream.rules.windows import Aggregate, Distinct, Extreme, Sum, later_than, sweep, sweep_count
 from stream.state.profile import Event, Profile
 
@@ -102,27 +103,39 @@ class EventCondition(EventFilter, ConditionModel):
         values = [as_number(e.props.get(of)) for e in events]
         return Sum(values) if kind == "sum" else Extreme(values, largest=kind == "max")
 
-    def _measure(self, profile: Profile, now: int) -> tuple[Verdict, list[Event], int]:
-        events = self.matches(profile.history, now)
-        times = [e.ts for e in events]
+    def compile(self) -> Compiled:
+        within, select, reason = self.within, self.select, self._reason
         kind, comparison, of = self.measure
-        if of is not None:
-            aggregate = self._aggregate(kind, of, events)
-            measure, holds, deadline, inside = sweep(times, aggregate, self.within, now, comparison.predicate)
-        else:
-            measure, holds, deadline, inside = sweep_count(times, self.within, now, *comparison.whole_range)
-        if holds:
-            reason = f"{self.label} = {show(measure)} {comparison.text}"
-        else:
-            reason = f"{self.label} = {show(measure)}, not {comparison.text}"
-        return Verdict(holds, reason, deadline), events, inside
+        if of is None:
+            low, high = comparison.whole_range
 
-    def evaluate(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> Verdict:
-        return self._measure(profile, now)[0]
+            def measured(events: list[Event], now: int) -> Verdict:
+                value, holds, deadline, _ = sweep_count([e.ts for e in events], within, now, low, high)
+                return Verdict(holds, reason, deadline, value, holds)
+
+        else:
+            test = comparison.predicate
+
+            def measured(events: list[Event], now: int) -> Verdict:
+                value, holds, deadline, _ = sweep([e.ts for e in events], self._aggregate(kind, of, events), within, now, test)
+                return Verdict(holds, reason, deadline, value, holds)
+
+        nothing = measured([], 0)  # no event in the window: the same verdict at any time
+
+        def evaluate(profile: Profile, now: int, verdicts: Mapping[str, Verdict]) -> Verdict:
+            events = select(later_than(profile.history, now - within))
+            return measured(events, now) if events else nothing
+
+        return evaluate
+
+    def _reason(self, measure: Any, holds: bool) -> str:
+        text = self.measure[1].text
+        return f"{self.label} = {show(measure)} {text}" if holds else f"{self.label} = {show(measure)}, not {text}"
 
     def details(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict]) -> dict[str, Any]:
         """The condition as written, how many events are in the window and the newest of them."""
-        _, events, inside = self._measure(profile, now)
+        events = self.matches(profile.history, now)
+        inside = bisect_right([e.ts for e in events], now)
         shown = events[max(0, inside - EXPLAIN_EVENTS) : inside]
         return super().details(profile, now, verdicts) | {
             "matched": inside,
@@ -136,5 +149,5 @@ class EventCondition(EventFilter, ConditionModel):
         of = self.measure[2]
         return set(self.where) | ({of} if of else set())
 
-    def event_names(self) -> set[str]:
-        return {self.event}
+    def event_windows(self) -> dict[str, Horizon]:
+        return {self.event: self.within}

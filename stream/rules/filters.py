@@ -68,15 +68,18 @@ class EventFilter(RuleModel):
         where = " and ".join(f"{prop} {test.text}" for prop, test in self.where.items())
         return f"{self.noun} where {where}" if where else self.noun
 
-    def select(self, events: list[Event]) -> list[Event]:
-        """The entries of ``events`` this filter accepts, in order (``events`` itself when it accepts all)."""
+    @cached_property
+    def select(self) -> Callable[[list[Event]], list[Event]]:
+        """The entries of a list of events this filter accepts, in order (the list itself when it accepts all)."""
         accepts = self.accepts
-        if accepts is not None:
-            return [e for e in events if accepts(e)]
-        if self.event == ANY_EVENT:
-            return events
         name = self.event
-        return [e for e in events if e.name == name]
+        if accepts is not None:
+            if name == ANY_EVENT:
+                return lambda events: [e for e in events if accepts(e)]
+            return lambda events: [e for e in events if e.name == name and accepts(e)]  # the name first: fewer calls
+        if name == ANY_EVENT:
+            return lambda events: events
+        return lambda events: [e for e in events if e.name == name]
 
 
 def event_json(event: Event) -> dict[str, Any]:

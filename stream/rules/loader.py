@@ -89,7 +89,7 @@ class BoundedLoader(yaml.SafeLoader):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
-        except (ValueError, TypeError, OverflowError) as exc:  # e.g. !!int x, 2001-02-30, 5000 digits
+        except (ValueError, TypeError, OverflowError, AttributeError) as exc:  # e.g. !!int x, 2001-02-30, 5000 digits, !!timestamp x
             what = _short(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
             problem = f"cannot read {what} as {node.tag.rpartition(':')[2]} ({str(exc).partition(';')[0]})"
             raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None

@@ -21,47 +21,52 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from stream.rules.model import ConditionModel
-from stream.rules.verdict import NO_VERDICTS, Verdict
+from stream.rules.model import Compiled, ConditionModel
+from stream.rules.verdict import Verdict
 from stream.state.profile import Profile
 
 if TYPE_CHECKING:
     from stream.rules.conditions import Condition
 
 
-def combine(
-    children: Sequence[ConditionModel],
-    profile: Profile,
-    now: int,
-    verdicts: Mapping[str, Verdict],
-    decisive: bool,
-    summary: Callable[[list[str]], str],
-) -> Verdict:
-    """Combine children where one child verdict of ``decisive`` decides (``all``: False, ``any``: True).
+def combined(children: Sequence[Compiled], decisive: bool, summary: Callable[[list[str]], str]) -> Compiled:
+    """Compiled children combined where one child verdict of ``decisive`` decides (``all``: False, ``any``: True).
 
     The result is the first decisive child's verdict, until the latest decisive
     deadline; without one, the opposite with ``summary`` of all reasons, until the
     earliest deadline.
     """
-    first: Verdict | None = None
-    latest = 0
-    earliest: int | None = None
-    reasons = []
-    for child in children:
-        verdict = child.evaluate(profile, now, verdicts)
-        if verdict.holds != decisive:
-            reasons.append(verdict.reason)
-            if verdict.deadline is not None and (earliest is None or verdict.deadline < earliest):
-                earliest = verdict.deadline
-            continue
+
+    def evaluate(profile: Profile, now: int, verdicts: Mapping[str, Verdict]) -> Verdict:
+        first: Verdict | None = None
+        latest = 0
+        earliest: int | None = None
+        others = []
+        for child in children:
+            verdict = child(profile, now, verdicts)
+            if verdict.holds != decisive:
+                others.append(verdict)
+                if verdict.deadline is not None and (earliest is None or verdict.deadline < earliest):
+                    earliest = verdict.deadline
+                continue
+            if first is None:
+                first = verdict
+            if verdict.deadline is None:
+                return first if first.deadline is None else first.restated(decisive, None)
+            latest = max(latest, verdict.deadline)
         if first is None:
-            first = verdict
-        if verdict.deadline is None:
-            return Verdict(decisive, first.reason, None)
-        latest = max(latest, verdict.deadline)
-    if first is None:
-        return Verdict(not decisive, summary(reasons), earliest)
-    return Verdict(decisive, first.reason, latest)
+            return Verdict(not decisive, _summarised, earliest, summary, others)
+        return first if first.deadline == latest else first.restated(decisive, latest)
+
+    return evaluate
+
+
+def _summarised(summary: Callable[[list[str]], str], verdicts: list[Verdict]) -> str:
+    return summary([v.reason for v in verdicts])
+
+
+def _negated(verdict: Verdict) -> str:
+    return f"not ({verdict.reason})"
 
 
 def _both(reasons: list[str]) -> str:
@@ -82,8 +87,8 @@ class AllOf(ConditionModel):
     def children(self) -> tuple[ConditionModel, ...]:
         return tuple(self.all)
 
-    def evaluate(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> Verdict:
-        return combine(self.all, profile, now, verdicts, False, _both)
+    def compile(self) -> Compiled:
+        return combined(tuple(child.evaluator for child in self.all), False, _both)
 
 
 class AnyOf(ConditionModel):
@@ -96,8 +101,8 @@ class AnyOf(ConditionModel):
     def children(self) -> tuple[ConditionModel, ...]:
         return tuple(self.any)
 
-    def evaluate(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> Verdict:
-        return combine(self.any, profile, now, verdicts, True, _neither)
+    def compile(self) -> Compiled:
+        return combined(tuple(child.evaluator for child in self.any), True, _neither)
 
 
 class NotOf(ConditionModel):
@@ -110,6 +115,11 @@ class NotOf(ConditionModel):
     def children(self) -> tuple[ConditionModel, ...]:
         return (self.not_,)
 
-    def evaluate(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> Verdict:
-        verdict = self.not_.evaluate(profile, now, verdicts)
-        return Verdict(not verdict.holds, f"not ({verdict.reason})", verdict.deadline)
+    def compile(self) -> Compiled:
+        child = self.not_.evaluator
+
+        def evaluate(profile: Profile, now: int, verdicts: Mapping[str, Verdict]) -> Verdict:
+            verdict = child(profile, now, verdicts)
+            return Verdict(not verdict.holds, _negated, verdict.deadline, verdict)
+
+        return evaluate

@@ -3,9 +3,12 @@
 Every condition kind (see :mod:`stream.rules.conditions`) is a
 :class:`ConditionModel`: a frozen pydantic model validated from YAML that can
 
-* ``evaluate(profile, now, verdicts)`` → :class:`~stream.rules.verdict.Verdict` (hot path),
+* ``evaluate(profile, now, verdicts)`` → :class:`~stream.rules.verdict.Verdict`, which runs
+  ``compile()``: the evaluation as a function with the condition's constants bound once (the
+  hot path; conditions call their children's ``evaluator`` directly),
 * ``explain(profile, now, verdicts)`` → a JSON-ready tree of the evaluation,
-* tell the state it needs: ``lookback_ms()``, ``properties()``, ``event_names()``,
+* tell the state it needs: ``lookback_ms()``, ``properties()``, ``event_windows()``
+  (the event names it reads, and how old such an event may be and still change it),
   the segments it refers to: ``segments()``, and the scores it reads: ``scores()``;
   ``children()`` are its nested conditions and ``walk()`` the whole subtree.
 
@@ -18,7 +21,8 @@ model, then read as plain attributes.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +31,27 @@ from pydantic_core import PydanticCustomError
 
 from stream.rules.verdict import NO_VERDICTS, Verdict
 from stream.state.profile import Profile, iso
+
+#: A compiled condition: ``(profile, now, verdicts)`` → its verdict.
+Compiled = Callable[[Profile, int, Mapping[str, Verdict]], Verdict]
+#: How old (ms before the evaluation time) an event may be and still change a verdict; ``None``: any age.
+Horizon = int | None
+
+
+def widest(*windows: Mapping[str, Horizon]) -> dict[str, Horizon]:
+    """Per event name, the widest horizon in ``windows`` (``None``, any age, is the widest).
+
+    >>> widest({"A": 5, "B": 1}, {"A": 7, "B": None})
+    {'A': 7, 'B': None}
+    """
+    out: dict[str, Horizon] = {}
+    for window in windows:
+        for name, horizon in window.items():
+            if name not in out:
+                out[name] = horizon
+            elif out[name] is not None:
+                out[name] = None if horizon is None else max(out[name], horizon)  # type: ignore[type-var]
+    return out
 
 
 class RuleModel(BaseModel):
@@ -82,13 +107,22 @@ class NamedRule(RuleModel):
 
 
 class ConditionModel(RuleModel):
-    """A condition of a segment rule; subclasses set ``kind`` and implement :meth:`evaluate`."""
+    """A condition of a segment rule; subclasses set ``kind`` and implement :meth:`compile`."""
 
     kind: ClassVar[str]
 
+    def compile(self) -> Compiled:
+        """The evaluation as a function of ``(profile, now, verdicts)``, with this condition's constants bound."""
+        raise NotImplementedError
+
+    @cached_property
+    def evaluator(self) -> Compiled:
+        """This condition compiled once (see :meth:`compile`)."""
+        return self.compile()
+
     def evaluate(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> Verdict:
         """Whether the condition holds for ``profile`` at ``now`` (epoch ms), why, and until when."""
-        raise NotImplementedError
+        return self.evaluator(profile, now, verdicts)
 
     def explain(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> dict[str, Any]:
         """The evaluation as a JSON-ready tree: kind, holds, reason, deadline (ISO) and details per node."""
@@ -126,9 +160,14 @@ class ConditionModel(RuleModel):
         """Event property names this subtree reads (so history keeps them)."""
         return set().union(*(child.properties() for child in self.children()))
 
+    def event_windows(self) -> dict[str, Horizon]:
+        """Per event name this subtree reads (``$any``: every event), how old such an event may be
+        (ms before the evaluation time) and still change the verdict: its window; ``None`` for any age."""
+        return widest(*(child.event_windows() for child in self.children()))
+
     def event_names(self) -> set[str]:
         """Event names this subtree reads (``$any`` when it reads every event)."""
-        return set().union(*(child.event_names() for child in self.children()))
+        return set(self.event_windows())
 
     def segments(self) -> set[str]:
         """Names of the segments this subtree refers to (their verdicts must come first)."""

@@ -30,6 +30,10 @@ import math
 import re
 from collections.abc import Callable
 from functools import cached_property
+from operator import ge as _ge
+from operator import gt as _gt
+from operator import le as _le
+from operator import lt as _lt
 from typing import Annotated, Any, ClassVar
 
 import orjson
@@ -102,7 +106,7 @@ def _ordered(operand: Any, compare: Callable[[Any, Any], bool], numbers_only: bo
         return lambda value: value is not None and compare(value, operand)
 
     def numeric(value: Any) -> bool:
-        number = as_number(value)
+        number = value if type(value) is int else as_number(value)  # an int is its own number: no call
         return number is not None and compare(number, operand)
 
     return numeric
@@ -153,13 +157,13 @@ def compile_operator(op: str, operand: Any, numbers_only: bool = False) -> Predi
     if op == "in":
         return _one_of(operand)
     if op == "gt":
-        return _ordered(operand, lambda a, b: a > b, numbers_only)
+        return _ordered(operand, _gt, numbers_only)
     if op == "gte":
-        return _ordered(operand, lambda a, b: a >= b, numbers_only)
+        return _ordered(operand, _ge, numbers_only)
     if op == "lt":
-        return _ordered(operand, lambda a, b: a < b, numbers_only)
+        return _ordered(operand, _lt, numbers_only)
     if op == "lte":
-        return _ordered(operand, lambda a, b: a <= b, numbers_only)
+        return _ordered(operand, _le, numbers_only)
     if op == "between":
         low, high = operand
         return _ordered(low, lambda a, b: b <= a <= high, numbers_only)

@@ -16,8 +16,8 @@ from typing import ClassVar
 
 from pydantic import field_validator
 
-from stream.rules.model import ConditionModel
-from stream.rules.verdict import NO_VERDICTS, Verdict
+from stream.rules.model import Compiled, ConditionModel
+from stream.rules.verdict import Verdict
 from stream.state.profile import Profile
 
 _NAME = re.compile(r"[a-z0-9_]+")
@@ -46,15 +46,22 @@ class SegmentReference(ConditionModel):
     def _name(cls, value: str) -> str:
         return check_segment_name(value)
 
-    def evaluate(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> Verdict:
-        verdict = verdicts.get(self.segment)
-        if verdict is None:
-            raise KeyError(
-                f"segment {self.segment!r} has no verdict yet; evaluate references through RuleSet.evaluate, "
-                "which evaluates each segment after the ones it refers to"
-            )
-        state = "in" if verdict.holds else "not in"
-        return Verdict(verdict.holds, f"{state} segment {self.segment} ({verdict.reason})", verdict.deadline)
+    def compile(self) -> Compiled:
+        segment, reason = self.segment, self._reason
+
+        def evaluate(profile: Profile, now: int, verdicts: Mapping[str, Verdict]) -> Verdict:
+            verdict = verdicts.get(segment)
+            if verdict is None:
+                raise KeyError(
+                    f"segment {segment!r} has no verdict yet; evaluate references through RuleSet.evaluate, "
+                    "which evaluates each segment after the ones it refers to"
+                )
+            return Verdict(verdict.holds, reason, verdict.deadline, verdict)
+
+        return evaluate
+
+    def _reason(self, verdict: Verdict) -> str:
+        return f"{'in' if verdict.holds else 'not in'} segment {self.segment} ({verdict.reason})"
 
     def segments(self) -> set[str]:
         return {self.segment}

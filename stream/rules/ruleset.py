@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
@@ -26,10 +27,11 @@ from stream.rules.conditions import Condition
 from stream.rules.errors import RuleError
 from stream.rules.filters import ANY_EVENT
 from stream.rules.holdout import holdout_group
-from stream.rules.model import ConditionModel, NamedRule
+from stream.rules.model import Compiled, ConditionModel, Horizon, NamedRule, widest
 from stream.rules.references import check_segment_name
 from stream.rules.scores import PointTable, ScoreCondition, ScoreDefinition, add_points, check_known_score, value_at
 from stream.rules.traits import TraitReader
+from stream.rules.triggers import Triggers
 from stream.rules.verdict import Verdict
 from stream.state.profile import BEHAVIOUR_TYPES, STANDARD_PROPERTIES, HistoryPolicy, Profile, history_name
 
@@ -141,9 +143,12 @@ class RuleSet:
     models: config.ModelsConfig | None = None
     version: str = field(init=False)
     _conditions: tuple[tuple[str, ConditionModel], ...] = field(init=False, repr=False)
+    _evaluators: tuple[tuple[str, Compiled], ...] = field(init=False, repr=False, compare=False)
+    _purposes: dict[str, str] = field(init=False, repr=False)
+    _holdouts: dict[str, float | None] = field(init=False, repr=False)
+    _plans: dict[frozenset[str], tuple[tuple[str, Compiled], ...]] = field(init=False, repr=False, compare=False)
     _points: PointTable = field(init=False, repr=False)
-    _affected: dict[str, frozenset[str]] = field(init=False, repr=False)
-    _by_any: frozenset[str] = field(init=False, repr=False)
+    _triggers: Triggers = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         errors = unknown_scores(self.segments, self.scores)
@@ -152,28 +157,26 @@ class RuleSet:
         self.segments = {name: segment.bound(self.scores) for name, segment in self.segments.items()}
         self.version = _version(self)
         self._conditions = tuple((name, self.segments[name].condition) for name in evaluation_order(self.segments))
+        self._evaluators = tuple((name, condition.evaluator) for name, condition in self._conditions)
+        self._purposes = {name: s.purpose.lower() for name, s in self.segments.items() if s.purpose is not None}
+        self._holdouts = {name: s.holdout for name, s in self.segments.items()}
+        self._plans = {}
         self._points = PointTable.build(self.scores)
-        self._affected, self._by_any = self._triggers()
+        self._triggers = self._build_triggers()
 
-    def _triggers(self) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
-        """Per event name, the segments an event of that name can change (with the segments they refer to);
-        and those any event can change."""
+    def _build_triggers(self) -> Triggers:
+        """Per segment, the event names it reads and their windows, and the segments it needs, both with the segments it refers to."""
         imputes = self.models is not None and bool(self.models.imputation)
-        reads: dict[str, set[str]] = {}
+        reads: dict[str, dict[str, Horizon]] = {}
         needs: dict[str, set[str]] = {}
         for name, condition in self._conditions:  # referenced segments come first
-            names = condition.event_names()
+            windows = condition.event_windows()
             if imputes and any(isinstance(node, TraitReader) and node.reads_traits() for node in condition.walk()):
-                names.add(ANY_EVENT)
+                windows[ANY_EVENT] = None  # an imputed value changes with the population: any event may change it
             refs = condition.segments()
-            reads[name] = names.union(*(reads[r] for r in refs))
+            reads[name] = widest(windows, *(reads[r] for r in refs))
             needs[name] = {name}.union(*(needs[r] for r in refs))
-
-        def closed(event: str) -> frozenset[str]:
-            return frozenset().union(*(needs[s] for s, names in reads.items() if event in names or ANY_EVENT in names))
-
-        events = set().union(*reads.values()) - {ANY_EVENT}
-        return {event: closed(event) for event in events}, closed(ANY_EVENT)
+        return Triggers.build(reads, needs)
 
     def affected(self, record: Mapping[str, Any]) -> frozenset[str] | None:
         """The segments whose verdict applying ``record`` can change, or ``None`` when it may change any.
@@ -184,21 +187,35 @@ class RuleSet:
         context = record.get("context")
         if record.get("type") not in BEHAVIOUR_TYPES or (isinstance(context, dict) and "consent" in context):
             return None
-        return self._affected.get(history_name(record), self._by_any)
+        return self._triggers.affected(history_name(record))
+
+    def narrowed(self, record: Mapping[str, Any], age: int, fresh: AbstractSet[str]) -> frozenset[str]:
+        """Of :meth:`affected` (for a record it does not give ``None``), the segments to re-evaluate after applying
+        ``record``, ``age`` ms older than the evaluation time, when the segments in ``fresh`` were evaluated at that
+        time since the profile last changed otherwise (see :mod:`stream.rules.triggers`)."""
+        return self._triggers.narrowed(history_name(record), age, fresh)
 
     def evaluate(self, profile: Profile, now: int, only: frozenset[str] | None = None) -> dict[str, Verdict]:
         """The verdict of every segment (or of those in ``only``) for ``profile`` at ``now`` (epoch ms), by name."""
         verdicts: dict[str, Verdict] = {}
         denied = profile.consent and {p for p, granted in profile.consent.items() if not granted}
-        for name, condition in self._conditions:
-            if only is not None and name not in only:
-                continue
-            purpose = self.segments[name].purpose
-            if denied and purpose is not None and purpose.lower() in denied:
-                verdicts[name] = Verdict(False, f"no consent for {purpose.lower()}")
+        for name, evaluate in self._evaluators if only is None else self._plan(only):
+            purpose = self._purposes.get(name) if denied else None
+            if purpose is not None and purpose in denied:
+                verdicts[name] = Verdict(False, f"no consent for {purpose}")
             else:
-                verdicts[name] = condition.evaluate(profile, now, verdicts)
+                verdicts[name] = evaluate(profile, now, verdicts)
         return verdicts
+
+    def _plan(self, only: AbstractSet[str]) -> tuple[tuple[str, Compiled], ...]:
+        """The evaluators of the segments in ``only``, in evaluation order; remembered per set (events bring few different ones)."""
+        key = only if isinstance(only, frozenset) else frozenset(only)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= _PLANS:
+                self._plans.clear()
+            plan = self._plans[key] = tuple(pair for pair in self._evaluators if pair[0] in key)
+        return plan
 
     def group(self, customer_id: str, segment: str) -> str | None:
         """The customer's holdout group in ``segment``: ``"control"`` or ``"treatment"``, ``None`` without ``holdout``.
@@ -206,7 +223,9 @@ class RuleSet:
         Deterministic: ``"control"`` iff ``int(sha256(f"{segment}:{customer_id}").hexdigest()[:8], 16) / 2**32 * 100 < holdout``,
         so a customer's group in a segment never changes (see :mod:`stream.rules.holdout`). ``KeyError`` for an unknown segment.
         """
-        holdout = self._segment(segment).holdout
+        if segment not in self._holdouts:
+            self._segment(segment)  # raises the KeyError naming the segments
+        holdout = self._holdouts[segment]
         return None if holdout is None else holdout_group(customer_id, segment, holdout)
 
     def explain(self, profile: Profile, now: int, segment: str) -> dict[str, Any]:
@@ -245,7 +264,8 @@ class RuleSet:
 
     def apply_points(self, profile: Profile, record: dict[str, Any], ts: int) -> None:
         """Add the points one validated events-topic record at event time ``ts`` earns to every declared score."""
-        self._points.apply(profile, record, ts)
+        if self.scores:
+            self._points.apply(profile, record, ts)
 
     def merge_points(self, profile: Profile, points: dict[str, list[float]]) -> None:
         """Add another profile's declared-score entries (an identity merge) to ``profile``'s, decay included."""
@@ -255,6 +275,8 @@ class RuleSet:
 
     def points_at(self, profile: Profile, now: int) -> dict[str, float]:
         """Every declared score's value at ``now`` (0 without points), by score name."""
+        if not self.scores:
+            return {}
         return {name: value_at(profile.points.get(name), score.half_life, now) for name, score in self.scores.items()}
 
     def score_thresholds(self) -> dict[str, list[float]]:
@@ -269,6 +291,10 @@ class RuleSet:
     def score_segments(self) -> dict[str, set[str]]:
         """Per segment whose condition reads scores (nested conditions included, referenced segments not), their names."""
         return {name: read for name, condition in self._conditions if (read := condition.scores())}
+
+
+#: How many evaluation plans a rule set remembers before starting afresh.
+_PLANS = 1024
 
 
 def _version(ruleset: RuleSet) -> str:

@@ -41,10 +41,10 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 from stream.models import config  # a module: stream.models.config imports stream.rules
 from stream.rules.durations import Duration
 from stream.rules.filters import ANY_EVENT, EventFilter
-from stream.rules.model import ConditionModel, NamedRule
+from stream.rules.model import Compiled, ConditionModel, Horizon, NamedRule
 from stream.rules.operators import ValueTest, as_number, show
 from stream.rules.references import check_segment_name
-from stream.rules.verdict import NO_VERDICTS, Verdict
+from stream.rules.verdict import Verdict
 from stream.state.profile import BEHAVIOUR_TYPES, Event, Profile, event_props, history_name
 
 #: A stored declared score: ``[value, as_of_ms]``.
@@ -308,22 +308,28 @@ class ScoreCondition(ValueTest, ConditionModel):
         values = operand if isinstance(operand, list) else [operand]
         return tuple(sorted({v for v in values if type(v) in (int, float)}))
 
-    def evaluate(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> Verdict:
-        deadline = None
-        if self.score in config.SCORES:
-            value = profile.scores.get(self.score, {}).get("v")
-            holds = self.predicate(value)
-        else:
-            half_life = self.definition.half_life
-            entry = profile.points.get(self.score)
-            value = value_at(entry, half_life, now)
-            holds = self.predicate(value)
-            deadline = self._deadline(entry, half_life, now, holds)
+    def compile(self) -> Compiled:
+        def evaluate(profile: Profile, now: int, verdicts: Mapping[str, Verdict]) -> Verdict:
+            deadline = None
+            if self.score in config.SCORES:
+                value = profile.scores.get(self.score, {}).get("v")
+                holds = self.predicate(value)
+            else:
+                half_life = self.definition.half_life
+                entry = profile.points.get(self.score)
+                value = value_at(entry, half_life, now)
+                holds = self.predicate(value)
+                deadline = self._deadline(entry, half_life, now, holds)
+            return Verdict(holds, self._reason, deadline, value, holds)
+
+        return evaluate
+
+    def _reason(self, value: Any, holds: bool) -> str:
         if value is None:
-            return Verdict(holds, f"score {self.score} missing")
+            return f"score {self.score} missing"
         if holds:
-            return Verdict(True, f"score {self.score} = {_shown(value)} {self.text}", deadline)
-        return Verdict(False, f"score {self.score} = {_shown(value)}, not {self.text}", deadline)
+            return f"score {self.score} = {_shown(value)} {self.text}"
+        return f"score {self.score} = {_shown(value)}, not {self.text}"
 
     def _deadline(self, entry: Entry | None, half_life: int | None, now: int, holds: bool) -> int | None:
         at = next_crossing(entry, half_life, self.thresholds, now)
@@ -334,5 +340,5 @@ class ScoreCondition(ValueTest, ConditionModel):
     def scores(self) -> set[str]:
         return {self.score}
 
-    def event_names(self) -> set[str]:
-        return {ANY_EVENT}  # declared scores earn points from events, model scores are rescored on every event
+    def event_windows(self) -> dict[str, Horizon]:
+        return {ANY_EVENT: None}  # declared scores earn points from events, model scores are rescored on every event

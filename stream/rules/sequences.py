@@ -29,8 +29,8 @@ from pydantic import field_validator
 
 from stream.rules.durations import Duration, format_duration
 from stream.rules.filters import EventFilter, event_json
-from stream.rules.model import ConditionModel
-from stream.rules.verdict import NO_VERDICTS, Verdict
+from stream.rules.model import Compiled, ConditionModel, Horizon
+from stream.rules.verdict import Verdict
 from stream.rules.windows import cover, later_than
 from stream.state.profile import Event, Profile, iso
 
@@ -50,6 +50,9 @@ class Link(NamedTuple):
             chain.append(link.event)
             link = link.previous
         return chain[::-1]
+
+
+_new_link = tuple.__new__  # a Link without the generated constructor's call: one per matching event per evaluation
 
 
 class SequenceCondition(ConditionModel):
@@ -82,37 +85,49 @@ class SequenceCondition(ConditionModel):
     def chains(self, history: list[Event], now: int) -> list[list[Link]]:
         """Per step, the latest-starting chain ending in each of its events inside the lookback at ``now`` (future ones too)."""
         recent = later_than(history, now - self.lookback)
-        steps: list[list[Link]] = [[Link(e, e.ts, None) for e in self.sequence[0].select(recent)]]
+        steps: list[list[Link]] = [[_new_link(Link, (e, e.ts, None)) for e in self.sequence[0].select(recent)]]
         for step in self.sequence[1:]:
             before = steps[-1]
-            times = [link.event.ts for link in before]
-            links = []
-            for e in step.select(recent):
-                i = bisect_left(times, e.ts) - 1
-                if i >= 0 and (self.within is None or e.ts - times[i] <= self.within):
-                    links.append(Link(e, before[i].first, before[i]))
+            links: list[Link] = []
+            if before:  # else no chain reaches this step
+                times = [link.event.ts for link in before]
+                for e in step.select(recent):
+                    i = bisect_left(times, e.ts) - 1
+                    if i >= 0 and (self.within is None or e.ts - times[i] <= self.within):
+                        links.append(_new_link(Link, (e, before[i].first, before[i])))
             steps.append(links)
         return steps
 
-    def _judge(self, profile: Profile, now: int) -> tuple[Verdict, list[Event]]:
-        """The verdict and the chain it names (the latest-starting complete one; none when it fails)."""
-        steps = self.chains(profile.history, now)
-        complete = steps[-1]
-        holds, deadline = cover(((link.event.ts, link.first + self.lookback) for link in complete), now)
-        if holds:
-            done = [link for link in complete if link.event.ts <= now < link.first + self.lookback]
-            chain = max(done, key=lambda link: link.first).events()
-            reason = f"{self.label}: from {iso(chain[0].ts)} to {iso(chain[-1].ts)}"
-            return Verdict(True, reason, deadline), chain
-        reached = sum(1 for links in steps if any(link.event.ts <= now for link in links))
-        return Verdict(False, f"{self.label}: {reached} of {len(steps)} steps done", deadline), []
+    def compile(self) -> Compiled:
+        chains, lookback, reason = self.chains, self.lookback, self._reason
 
-    def evaluate(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> Verdict:
-        return self._judge(profile, now)[0]
+        def judged(steps: list[list[Link]], now: int) -> Verdict:
+            holds, deadline = cover([(link.event.ts, link.first + lookback) for link in steps[-1]], now)
+            return Verdict(holds, reason, deadline, steps, now)
+
+        nothing = judged([[] for _ in self.sequence], 0)  # no first step in the lookback: the same verdict at any time
+
+        def evaluate(profile: Profile, now: int, verdicts: Mapping[str, Verdict]) -> Verdict:
+            steps = chains(profile.history, now)
+            return judged(steps, now) if steps[0] else nothing
+
+        return evaluate
+
+    def _reason(self, steps: list[list[Link]], now: int) -> str:
+        return self._story(steps, now)[0]
+
+    def _story(self, steps: list[list[Link]], now: int) -> tuple[str, list[Event]]:
+        """The reason at ``now`` and the chain it names (the latest-starting complete one; none when it fails)."""
+        done = [link for link in steps[-1] if link.event.ts <= now < link.first + self.lookback]  # not empty: it holds
+        if done:
+            chain = max(done, key=lambda link: link.first).events()
+            return f"{self.label}: from {iso(chain[0].ts)} to {iso(chain[-1].ts)}", chain
+        reached = sum(1 for links in steps if any(link.event.ts <= now for link in links))
+        return f"{self.label}: {reached} of {len(steps)} steps done", []
 
     def details(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict]) -> dict[str, Any]:
         """The condition as written and the events of the chain that completes it."""
-        return super().details(profile, now, verdicts) | {"chain": [event_json(e) for e in self._judge(profile, now)[1]]}
+        return super().details(profile, now, verdicts) | {"chain": [event_json(e) for e in self._story(self.chains(profile.history, now), now)[1]]}
 
     def lookback_ms(self) -> int:
         return self.lookback
@@ -120,5 +135,5 @@ class SequenceCondition(ConditionModel):
     def properties(self) -> set[str]:
         return set().union(*(step.where for step in self.sequence))
 
-    def event_names(self) -> set[str]:
-        return {step.event for step in self.sequence}
+    def event_windows(self) -> dict[str, Horizon]:
+        return {step.event: self.lookback for step in self.sequence}

@@ -21,9 +21,9 @@ from pydantic import field_validator
 
 from stream.rules.computed import COUNT_PREFIX, PREFIX, computed_trait
 from stream.rules.filters import ANY_EVENT
-from stream.rules.model import ConditionModel, RuleModel
+from stream.rules.model import Compiled, ConditionModel, Horizon, RuleModel
 from stream.rules.operators import ValueTest, show
-from stream.rules.verdict import NO_VERDICTS, Verdict
+from stream.rules.verdict import Verdict
 from stream.state.profile import Profile
 
 
@@ -63,11 +63,12 @@ class TraitReader(RuleModel):
 
         return read
 
-    def event_names(self) -> set[str]:
-        """``$count.E`` reads ``E``; ``$revenue``/``$first_seen``/``$last_seen`` read every event; a trait none."""
+    def event_windows(self) -> dict[str, Horizon]:
+        """``$count.E`` reads ``E``; ``$revenue``/``$first_seen``/``$last_seen`` read every event; a trait none.
+        Lifetime facts count events of any age."""
         if self.trait.startswith(COUNT_PREFIX):
-            return {self.trait[len(COUNT_PREFIX) :]}
-        return {ANY_EVENT} if self.trait.startswith(PREFIX) else set()
+            return {self.trait[len(COUNT_PREFIX) :]: None}
+        return {ANY_EVENT: None} if self.trait.startswith(PREFIX) else {}
 
     def reads_traits(self) -> bool:
         """Whether this reads a profile trait (which a missing value's imputation can change on any event)."""
@@ -83,11 +84,19 @@ class TraitCondition(TraitReader, ValueTest, ConditionModel):
 
     kind: ClassVar[str] = "trait"
 
-    def evaluate(self, profile: Profile, now: int, verdicts: Mapping[str, Verdict] = NO_VERDICTS) -> Verdict:
-        value = self.read(profile)
-        holds = self.predicate(value)
+    def compile(self) -> Compiled:
+        read, predicate, reason = self.read, self.predicate, self._reason
+
+        def evaluate(profile: Profile, now: int, verdicts: Mapping[str, Verdict]) -> Verdict:
+            value = read(profile)
+            holds = predicate(value)
+            return Verdict(holds, reason, None, value, holds)
+
+        return evaluate
+
+    def _reason(self, value: Any, holds: bool) -> str:
         if value is None:
-            return Verdict(holds, f"trait {self.trait} missing")
+            return f"trait {self.trait} missing"
         if holds:
-            return Verdict(True, f"trait {self.trait} = {show(value)} {self.text}")
-        return Verdict(False, f"trait {self.trait} = {show(value)}, not {self.text}")
+            return f"trait {self.trait} = {show(value)} {self.text}"
+        return f"trait {self.trait} = {show(value)}, not {self.text}"

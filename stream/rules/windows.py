@@ -62,10 +62,14 @@ class Sum:
     __slots__ = ("scaled", "shift", "total")
 
     def __init__(self, values: Sequence[int | float | None]) -> None:
+        self.total = 0
+        if all(v is None or type(v) is int for v in values):  # whole numbers are already integers: no scaling
+            self.shift = 0
+            self.scaled = [0 if v is None else v for v in values]
+            return
         ratios = [(0, 1) if v is None else v.as_integer_ratio() for v in values]
         self.shift = max((d.bit_length() for _, d in ratios), default=1) - 1
         self.scaled = [n << (self.shift - d.bit_length() + 1) for n, d in ratios]
-        self.total = 0
 
     def push(self, i: int) -> None:
         self.total += self.scaled[i]
@@ -146,11 +150,12 @@ def sweep(
     answer (``None``: never, without new events) and ``inside`` how many
     candidates are in the window at ``now`` (the first ones).
     """
+    push, pop, value = aggregate.push, aggregate.pop, aggregate.value
     n = len(times)
     hi = inside = bisect_right(times, now)
     for i in range(hi):
-        aggregate.push(i)
-    measure = aggregate.value()
+        push(i)
+    measure = value()
     holds = test(measure)
     lo = 0
     while lo < hi or hi < n:
@@ -159,12 +164,12 @@ def sweep(
         else:
             at = times[hi]
         while hi < n and times[hi] <= at:
-            aggregate.push(hi)
+            push(hi)
             hi += 1
         while lo < hi and times[lo] + window <= at:
-            aggregate.pop(lo)
+            pop(lo)
             lo += 1
-        if test(aggregate.value()) != holds:
+        if test(value()) != holds:
             return measure, holds, at, inside
     return measure, holds, None, inside
 
@@ -202,7 +207,7 @@ def cover(spans: Iterable[tuple[int, int]], now: int) -> tuple[bool, int | None]
     >>> cover([(0, 5), (5, 9), (12, 20)], 3)
     (True, 9)
     """
-    live = sorted((begin, end) for begin, end in spans if end > now and begin < end)
+    live = sorted([(begin, end) for begin, end in spans if end > now and begin < end])
     if not live:
         return False, None
     if live[0][0] > now:

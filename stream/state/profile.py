@@ -12,14 +12,16 @@ All times are integer milliseconds since the Unix epoch, UTC.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import bisect
+import functools
 import hashlib
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -101,18 +103,17 @@ class Profile:
             "r": self.revenue,
             "fs": self.first_seen,
             "ls": self.last_seen,
-            "h": [[e.ts, e.name, e.props] if e.props else [e.ts, e.name] for e in self.history],
+            "h": [[ts, name, props] if props else [ts, name] for ts, name, props in self.history],
             "m": self.memberships,
             "q": self.seq,
             "a": self.applied,
             "d": self.deadline,
             "p": self.partition,
         }
-        if self.groups:
-            doc["g"] = self.groups
+        state = vars(self)
         for short, name in _OPTIONAL.items():
-            value = getattr(self, name)
-            if value is not None and value is not False and value != {} and value != []:
+            value = state[name]
+            if value or (value is not None and value is not False and value != {} and value != []):
                 doc[short] = value
         return orjson.dumps(doc)
 
@@ -213,10 +214,18 @@ def now_ms() -> int:
 EARLIEST_MS, LATEST_MS = -62_135_596_800_000, 253_402_300_799_999
 
 
+#: Below this (epoch ms, year 2106) ``ms / 1000`` as a float is within 0.5 µs of the time, so it names the same millisecond.
+_EXACT_MS = 2**32 * 1000
+
+
+@functools.lru_cache(maxsize=4096)  # a batch's changes share their time; reasons repeat event times
 def iso(ms: int | None) -> str | None:
     """Epoch milliseconds as an ISO 8601 UTC string (``None`` stays ``None``)."""
     if ms is None:
         return None
+    if type(ms) is int and 0 <= ms < _EXACT_MS:  # the same text as below, from whole seconds (faster)
+        seconds, millis = divmod(ms, 1000)
+        return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -279,10 +288,10 @@ def revenue_of(props: dict[str, Any]) -> float:
 def apply_event(profile: Profile, record: dict[str, Any], ts: int, policy: HistoryPolicy) -> None:
     """Apply one validated events-topic record (with event time ``ts``) to ``profile`` in place."""
     kind = record["type"]
-    traits = record.get("traits") or (record.get("context") or {}).get("traits")
-    if kind == "identify" and traits:
+    if kind == "identify":
+        traits = record.get("traits") or (record.get("context") or {}).get("traits")
         times = profile.trait_times
-        for name, value in traits.items():
+        for name, value in (traits or {}).items():
             if ts >= times.get(name, ts):  # newest wins per trait, by event time
                 profile.traits[name] = value
                 times[name] = ts
@@ -306,8 +315,13 @@ def apply_event(profile: Profile, record: dict[str, Any], ts: int, policy: Histo
     total = profile.revenue + revenue_of(props)
     if math.isfinite(total):  # 1e308 twice would overflow: such an amount is not counted
         profile.revenue = total
-    kept = {k: v for k, v in props.items() if k in policy.properties and _scalar(v)}
-    bisect.insort(profile.history, Event(ts, name, kept), key=lambda e: e.ts)
+    properties = policy.properties
+    kept = {k: v for k, v in props.items() if k in properties and (v is None or isinstance(v, _SCALARS))}
+    history, event = profile.history, _new_event(Event, (ts, name, kept))
+    if not history or history[-1].ts <= ts:  # the usual case: events arrive in time order
+        history.append(event)
+    else:
+        bisect.insort(history, event, key=_TS)
 
 
 def first_delivery(profile: Profile, record: dict[str, Any], ts: int) -> bool:
@@ -330,14 +344,16 @@ def first_delivery(profile: Profile, record: dict[str, Any], ts: int) -> bool:
 def message_key(message_id: str) -> str:
     """What a profile remembers of a ``messageId``: 72 bits of its BLAKE2 digest (12 characters
     instead of a 36-character UUID; a collision within one customer's day is ~1 in 10^19)."""
-    digest = hashlib.blake2b(message_id.encode(errors="surrogatepass"), digest_size=9).digest()
-    return base64.b64encode(digest).decode()
+    digest = hashlib.blake2b(message_id.encode("utf-8", "surrogatepass"), digest_size=9).digest()
+    return binascii.b2a_base64(digest, newline=False).decode()
 
 
 def apply_consent(profile: Profile, record: dict[str, Any]) -> None:
     """Take the consent a record carries, per purpose (lower-cased), from Segment's
     ``context.consent.categoryPreferences`` (``{"Advertising": false}``); apply it before anything else of the record."""
-    preferences = ((record.get("context") or {}).get("consent") or {}).get("categoryPreferences")
+    context = record.get("context")
+    consent = context.get("consent") if context else None
+    preferences = consent.get("categoryPreferences") if consent else None
     if isinstance(preferences, dict):
         for purpose, granted in preferences.items():
             if isinstance(granted, bool):
@@ -348,20 +364,23 @@ def trim_history(profile: Profile, now: int, policy: HistoryPolicy) -> None:
     """Drop history older than the policy's horizon before ``now`` and beyond its size cap; forget old message ids."""
     cutoff = now - policy.horizon_ms
     history = profile.history
-    start = bisect.bisect_left(history, cutoff, key=lambda e: e.ts)
+    start = bisect.bisect_left(history, cutoff, key=_TS)
     start = max(start, len(history) - policy.max_events)
     if start > 0:
         del history[:start]
     seen = profile.seen
-    if seen:
-        oldest = now - policy.dedup_ms
+    oldest = now - policy.dedup_ms
+    if len(seen) > policy.max_events or (seen and min(seen.values()) <= oldest):
         kept = sorted(((ts, mid) for mid, ts in seen.items() if ts > oldest), reverse=True)[: policy.max_events]
         if len(kept) != len(seen):
             profile.seen = {mid: ts for ts, mid in kept}
 
 
-def _scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool))
+_TS = attrgetter("ts")
+
+
+#: The property values history keeps (and ``None``).
+_SCALARS = (str, int, float, bool)
 
 
 def clear(profile: Profile) -> None:

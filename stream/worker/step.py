@@ -13,6 +13,7 @@ before the rules are evaluated, and may open new training examples; see
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,6 +50,9 @@ class Evaluator(Protocol):
     def evaluate(self, profile: Profile, now: int, only: frozenset[str] | None = None) -> dict[str, VerdictLike]: ...
 
     def affected(self, record: dict[str, Any]) -> frozenset[str] | None: ...
+
+    # Asked only about records for which `affected` gives a set.
+    def narrowed(self, record: dict[str, Any], age: int, fresh: AbstractSet[str]) -> frozenset[str]: ...
 
     def group(self, customer_id: str, segment: str) -> str | None: ...
 
@@ -92,6 +96,9 @@ def advance(
     # known and none is due, an event re-evaluates only the segments it can change.
     known = profile.evaluated == rules.version and (profile.deadline is None or profile.deadline > now)
     deadline = profile.deadline if known else None
+    # The segments evaluated at `now` in this step whose verdicts the later events left standing: an event
+    # too old for their windows leaves them out of its partial evaluation (see `stream.rules.triggers`).
+    fresh: set[str] = set()
     for record, ts in events:
         if _handled_apart(profile, record, ts, now, step):
             known = False  # it may have cleared or redirected the profile
@@ -115,7 +122,13 @@ def advance(
                 step.routed += [Routed(profile.customer_id, c) for c in claims(profile, traits, policy.match_traits, ts)]
         points = _rescore(profile, now, rules, models)
         only = rules.affected(record) if known and kind != MERGE_IN else None
+        if only is not None and fresh:
+            only = rules.narrowed(record, now - ts, fresh)
         verdicts = rules.evaluate(profile, now, only)
+        if only is None:
+            fresh = set(verdicts)
+        else:
+            fresh.update(verdicts)
         step.changes += decide(profile, verdicts, now, rules.group, complete=only is None)
         # A partial evaluation keeps the earlier deadline too: at worst a timer fires early and finds nothing.
         deadline = _earliest(next_deadline(verdicts), deadline if only is not None else None)
@@ -188,7 +201,9 @@ def _claimed(profile: Profile, claimant: str, ts: int, step: Step) -> None:
 
 
 def _rescore(profile: Profile, now: int, rules: Evaluator, models: Modelling | None) -> dict[str, float]:
+    """The declared scores' values at ``now``, with the models' scores updated; without models nothing reads them."""
+    if models is None:
+        return {}
     points = rules.points_at(profile, now)
-    if models is not None:
-        models.score(profile, now, points)
+    models.score(profile, now, points)
     return points

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stream.output.changes import REMOVED_REASON, Change, decide, next_deadline
 from stream.state.profile import Profile
@@ -48,6 +53,18 @@ def test_change_id_is_stable_and_record_round_trips() -> None:
         "reason": "because",
         "group": None,
     }
+
+
+@given(st.text(), st.integers(min_value=0, max_value=2**63))
+def test_change_id_is_the_uuid5_of_customer_and_seq(customer: str, seq: int) -> None:
+    namespace = uuid.UUID("6f1f7c1e-51e3-4b0e-9d7a-5e6b2f0c9a11")
+    try:
+        expected = str(uuid.uuid5(namespace, f"{customer}\x00{seq}"))
+    except UnicodeEncodeError:  # a lone surrogate: no id either way
+        with pytest.raises(UnicodeEncodeError):
+            Change(customer, "a", "entered", 0, seq, "r").id
+        return
+    assert Change(customer, "a", "entered", 0, seq, "r").id == expected
 
 
 def test_holdout_group_is_carried_by_changes_of_existing_segments() -> None:

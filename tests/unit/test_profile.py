@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from stream.state.profile import (
     DEDUP_WINDOW_MS,
     Event,
@@ -78,6 +83,12 @@ def test_times() -> None:
     assert iso(1767323045678) == "2026-01-02T03:04:05.678Z"
     assert event_time({"ts": 5, "timestamp": "2026-01-01T00:00:00Z"}) == 5
     assert event_time({"timestamp": "2026-01-02T03:04:05.678Z"}) == 1767323045678
+
+
+@given(st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999))
+def test_iso_is_the_datetime_text_of_the_time(ms: int) -> None:
+    expected = datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert iso(ms) == expected
 
 
 def test_revenue_ignores_non_numbers() -> None:

@@ -231,3 +231,10 @@ def test_a_mapping_key_that_is_not_a_name_is_a_rule_error(tmp_path: Path) -> Non
     # A scalar tagged !!pairs becomes a list, which cannot be a key (the API's rule fuzzing found this 500).
     bad = write(tmp_path, "a.yaml", '? !!pairs ""\n: 1\n')
     assert errors_of(tmp_path) == [f"{bad}: invalid YAML at line 1, column 3: found a key that is not a name: []; fix the syntax there"]
+
+
+def test_a_value_tagged_as_a_timestamp_it_is_not_is_a_rule_error(tmp_path: Path) -> None:
+    # PyYAML fails on !!timestamp of a non-date with an AttributeError (the API's rule fuzzing found this 500).
+    write(tmp_path, "a.yaml", "segments:\n  - {name: s, condition: {trait: city, eq: !!timestamp New York}}\n")
+    [error] = errors_of(tmp_path)
+    assert "invalid YAML at line 2" in error and "cannot read 'New York' as timestamp" in error

@@ -99,3 +99,19 @@ def test_state_the_subtree_needs() -> None:
     assert condition.properties() == {"currency"}
     assert condition.event_names() == {"Buy", "View"}
     assert parse_condition(AGE).lookback_ms() == 0 and parse_condition(AGE).event_names() == set()
+
+
+def test_reasons_are_written_only_when_read() -> None:
+    calls: list[int] = []
+
+    def why(n: int) -> str:
+        calls.append(n)
+        return f"reason {n}"
+
+    v = Verdict(True, why, 5, 1)
+    assert calls == [] and v.holds and v.deadline == 5
+    assert v.reason == "reason 1" and v.reason == "reason 1" and calls == [1], "written once"
+    assert v == Verdict(True, "reason 1", 5) and v.restated(False, None) == Verdict(False, "reason 1")
+    condition = parse_condition({"any": [CITY, {"not": VIEWED}]})
+    combined = condition.evaluate(PROFILE, NOW)
+    assert combined.reason == 'none of: trait city = "Boston", not == "New York"; not (count(View within 10s) = 1 >= 1)'
