@@ -61,7 +61,7 @@ from stream.auth.keystore import KeyRing, keyring
 from stream.auth.ratelimit import RateLimiter
 from stream.auth.redact import redact_url
 from stream.config import DEFAULT_NORMALIZE, Settings, configure_logging
-from stream.heap import freeze_startup_objects
+from stream.heap import tune_gc
 from stream.ingest.browser import Cors
 from stream.ingest.events import BATCH, MAX_REQUEST_BYTES, Outcome, Record, normalise
 from stream.ingest.normalize import NormalizationError, Normalizer, load_normalization
@@ -246,7 +246,7 @@ def run(settings: Settings) -> int:
         settings.kafka_bootstrap,
         redact_url(settings.redis_url),
     )
-    freeze_startup_objects()
+    tune_gc()
     web.run_app(app, host=settings.collector_host, port=settings.collector_port, access_log=None, print=None)
     return 0
 

@@ -58,7 +58,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from redis.exceptions import RedisError
 
-from stream.heap import freeze_startup_objects
+from stream.heap import tune_gc
 from stream.analytics.http import overlap_handler, performance_handler
 from stream.auth.access import api_access
 from stream.auth.errors import AccessDenied
@@ -479,7 +479,7 @@ def run(settings: Settings) -> int:
     try:
         quiet = settings.log_format == "json"  # aiohttp's banner is not a JSON line
         application = app()
-        freeze_startup_objects()
+        tune_gc()
         web.run_app(application, host=settings.api_host, port=settings.api_port, print=None if quiet else print)
     except RuleError as exc:
         print(f"segstream api: refusing to start, the rules are invalid:\n{exc}", file=sys.stderr)

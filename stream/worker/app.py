@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from stream.config import Settings, configure_logging
 from stream.enrich import EnrichmentError
-from stream.heap import freeze_startup_objects
+from stream.heap import tune_gc
 from stream.kafka import AsyncProducer, KafkaUnavailable, ensure_topics, faust_credentials, topic_id
 from stream.models.lifecycle import Modelling
 from stream.models.snapshot import Snapshot
@@ -234,7 +234,7 @@ def build(settings: Settings) -> faust.App:
     @app.task
     async def settle_heap() -> None:
         await asyncio.sleep(STARTUP_S)  # the consumer, its fetcher and the web server exist by then
-        freeze_startup_objects()
+        tune_gc()
 
     @app.task
     async def stall_watchdog() -> None:
@@ -280,7 +280,7 @@ def run(settings: Settings) -> int:
     except KafkaUnavailable as exc:
         print(f"segstream worker: {exc}", file=sys.stderr)
         return 3
-    freeze_startup_objects()
+    tune_gc()
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True, override_logging=settings.log_format == "text")
     if settings.log_format == "json":
         worker.spinner = None  # its terminal escapes on stdout would break JSON lines
