@@ -13,6 +13,7 @@ step in an order that makes a crash at any point recoverable; see ``commit`` and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import orjson
@@ -32,6 +33,8 @@ from stream.state.profile import Profile
 Outbound = Change | TrainingRecord | Deletion | Routed
 #: A pending marker: ``(customer id, outbox field)``.
 Marker = tuple[str, int | str]
+#: An outbound entry and its record bytes.
+Payload = tuple["Outbound", bytes]
 
 
 def outbox_field(entry: Outbound) -> int | str:
@@ -108,6 +111,11 @@ class Commit:
         """Everything this commit puts in the outbox, changes first."""
         return [*self.changes, *self.training, *self.deletions, *self.routed]
 
+    @cached_property
+    def payloads(self) -> list[Payload]:
+        """Each outbound entry with its record, encoded once for the outbox and for Kafka."""
+        return [(e, e.to_bytes()) for e in self.outbound]
+
     @property
     def customer_id(self) -> str:
         return self.loaded.profile.customer_id
@@ -165,14 +173,14 @@ class ProfileStore:
         """
         markers: dict[int, list[bytes | str | int]] = {}
         for c in commits:
-            for e in c.outbound:
+            for e, _ in c.payloads:
                 markers.setdefault(c.loaded.profile.partition or 0, []).extend((now, _marker(c.customer_id, e)))
         commands: list[Command] = [(b"ZADD", keys.pending(self.ns, p), *members) for p, members in markers.items()]
         first = len(commands)
         for c in commits:
             outbox_args: list[bytes | str | int] = []
-            for e in c.outbound:
-                outbox_args += [outbox_field(e), e.to_bytes()]
+            for e, raw in c.payloads:
+                outbox_args += [outbox_field(e), raw]
             commands.append(
                 (
                     b"EVAL",

@@ -40,7 +40,7 @@ from stream.output.deletions import FORGET, Deletion
 from stream.output.routed import Routed
 from stream.state.identity import CLAIM, MERGE_IN, MERGE_OUT
 from stream.state.profile import BEHAVIOUR_TYPES, HistoryPolicy, Profile, event_time, iso, now_ms
-from stream.state.store import Commit, Outbound, ProfileStore
+from stream.state.store import Commit, Payload, ProfileStore
 from stream.ingest.quality import missing, parse_critical
 from stream.ingest.events import EARLIEST_EVENT_MS, LATEST_EVENT_MS, MAX_DEPTH, too_deep
 from stream.worker.enrichment import wants_enrichment
@@ -364,7 +364,7 @@ class Processor:
                 # Newer changes of these customers may be applied already: member sets follow the profiles.
                 profiles = await self.store.load(sorted({e.customer_id for e in found}))
                 now_in = {cid: list(entry.profile.memberships) for cid, entry in profiles.items()}
-                if not await self._publish(found, {e.customer_id: partition for e in found}, now_in):
+                if not await self._publish([(e, e.to_bytes()) for e in found], {e.customer_id: partition for e in found}, now_in):
                     break  # Kafka is away: the next recovery tries again
                 published += len(found)
         if published:
@@ -405,7 +405,7 @@ class Processor:
                     if any(wants_enrichment(i.record) for i in todo[c.customer_id].items) and c.loaded.profile.merged_into is None:
                         self.enrich(c.loaded.profile)
             await self._publish(
-                [e for c in done for e in c.outbound],
+                [p for c in done for p in c.payloads],
                 {c.customer_id: c.loaded.profile.partition or 0 for c in done},
             )
             if not conflicts:
@@ -435,10 +435,11 @@ class Processor:
         return fresh
 
     async def _publish(
-        self, entries: list[Outbound], partitions: dict[str, int], memberships: dict[str, list[str]] | None = None
+        self, payloads: list[Payload], partitions: dict[str, int], memberships: dict[str, list[str]] | None = None
     ) -> bool:
-        """Publish ``entries`` and confirm them; ``False`` when Kafka did not acknowledge (they stay in the outbox)."""
-        if not entries:
+        """Publish outbox entries (with their records) and confirm them; ``False`` when Kafka did not
+        acknowledge (they stay in the outbox)."""
+        if not payloads:
             return True
         topics = {
             Change: self.settings.changes_topic,
@@ -448,13 +449,13 @@ class Processor:
         }
         try:
             await self.producer.send_many(
-                (topics[type(e)], (e.target if isinstance(e, Routed) else e.customer_id).encode(), e.to_bytes()) for e in entries
+                (topics[type(e)], (e.target if isinstance(e, Routed) else e.customer_id).encode(), raw) for e, raw in payloads
             )
         except KafkaUnavailable as exc:
             # Decided entries stay in the outbox; recovery publishes them later.
-            log.error("could not publish %d outbox entries (kept in the outbox): %s", len(entries), exc)
+            log.error("could not publish %d outbox entries (kept in the outbox): %s", len(payloads), exc)
             return False
-        await self.store.confirm_published(entries, partitions, memberships)
+        await self.store.confirm_published([e for e, _ in payloads], partitions, memberships)
         return True
 
     async def dead_letter(self, dead: list[tuple[Message, Rejected]]) -> None:
