@@ -31,7 +31,7 @@ import orjson
 
 from stream.config import Settings
 from stream.envelope import is_envelope, unpack
-from stream.kafka import AsyncProducer, KafkaUnavailable
+from stream.kafka import PARTITION_UA, AsyncProducer, KafkaUnavailable
 from stream.models.lifecycle import Modelling
 from stream.models.records import TrainingRecord
 from stream.observability.worker import WORKER
@@ -289,13 +289,26 @@ class Processor:
         # One customer step at a time in this process: batches, timers and
         # recovery interleave at await points and must publish in seq order.
         self.lock = asyncio.Lock()
+        self.topics = {
+            Change: settings.changes_topic,
+            TrainingRecord: settings.training_topic,
+            Deletion: settings.deletions_topic,
+            Routed: settings.events_topic,
+        }
+        #: The confirmation of the latest publication queued (see :meth:`_publish_later`).
+        self._publishing: asyncio.Task[bool] | None = None
 
     async def handle_batch(self, messages: Sequence[Message]) -> int:
-        """Process one poll batch in slices of at most ``batch_max`` events; returns how many events it held."""
+        """Process one poll batch in slices of at most ``batch_max`` events; returns how many events it held.
+
+        A slice's changes are confirmed while the next slice is worked on; the batch
+        returns once all are.
+        """
         events = 0
         for part in slices(messages, self.settings.batch_max):
             await self._handle(part)
             events += len(part)
+        await self.published()
         return events
 
     async def _handle(self, messages: list[Message]) -> None:
@@ -334,12 +347,14 @@ class Processor:
         if work:
             async with self.lock:
                 await self._settle(work)
+            await self.published()
         return len(work)
 
     async def reevaluate(self, customers: dict[str, int]) -> int:
         """Re-evaluate existing customers (id -> partition) with no new event; returns how many."""
         async with self.lock:
             await self._settle({cid: Work(partition) for cid, partition in customers.items()})
+        await self.published()
         return len(customers)
 
     def use_rules(self, rules: Evaluator, policy: HistoryPolicy, models: Modelling | None) -> None:
@@ -353,6 +368,7 @@ class Processor:
         if not any(stale.values()):
             return 0
         async with self.lock:
+            await self.published()  # what is in flight goes first
             for partition, markers in stale.items():
                 if not markers:
                     continue
@@ -364,7 +380,8 @@ class Processor:
                 # Newer changes of these customers may be applied already: member sets follow the profiles.
                 profiles = await self.store.load(sorted({e.customer_id for e in found}))
                 now_in = {cid: list(entry.profile.memberships) for cid, entry in profiles.items()}
-                if not await self._publish([(e, e.to_bytes()) for e in found], {e.customer_id: partition for e in found}, now_in):
+                payloads = [(e, e.to_bytes()) for e in found]
+                if not await self._confirm(None, self._queue(payloads), payloads, {e.customer_id: partition for e in found}, now_in):
                     break  # Kafka is away: the next recovery tries again
                 published += len(found)
         if published:
@@ -404,7 +421,7 @@ class Processor:
                 for c in done:
                     if any(wants_enrichment(i.record) for i in todo[c.customer_id].items) and c.loaded.profile.merged_into is None:
                         self.enrich(c.loaded.profile)
-            await self._publish(
+            self._publish_later(
                 [p for c in done for p in c.payloads],
                 {c.customer_id: c.loaded.profile.partition or 0 for c in done},
             )
@@ -434,25 +451,45 @@ class Processor:
                 fresh.append(item)
         return fresh
 
-    async def _publish(
-        self, payloads: list[Payload], partitions: dict[str, int], memberships: dict[str, list[str]] | None = None
-    ) -> bool:
-        """Publish outbox entries (with their records) and confirm them; ``False`` when Kafka did not
-        acknowledge (they stay in the outbox)."""
-        if not payloads:
-            return True
-        topics = {
-            Change: self.settings.changes_topic,
-            TrainingRecord: self.settings.training_topic,
-            Deletion: self.settings.deletions_topic,
-            Routed: self.settings.events_topic,
-        }
+    def _queue(self, payloads: list[Payload]) -> asyncio.Future[None]:
+        """Hand ``payloads`` to the producer now, in order; the future resolves once Kafka acknowledged all."""
+        return self.producer.queue(
+            [(self.topics[type(e)], PARTITION_UA, (e.target if isinstance(e, Routed) else e.customer_id).encode(), raw) for e, raw in payloads]
+        )
+
+    def _publish_later(self, payloads: list[Payload], partitions: dict[str, int]) -> None:
+        """Queue outbox entries for Kafka now and confirm them in the background, after every
+        publication queued before (member sets change in seq order): the caller goes on with
+        the next slice meanwhile. :meth:`published` waits for them."""
+        if payloads:
+            self._publishing = asyncio.create_task(self._confirm(self._publishing, self._queue(payloads), payloads, partitions))
+
+    async def published(self) -> None:
+        """Wait until every publication queued so far is confirmed; raises what failed (the batch is retried)."""
+        task = self._publishing
+        if task is None:
+            return
         try:
-            await self.producer.send_many(
-                (topics[type(e)], (e.target if isinstance(e, Routed) else e.customer_id).encode(), raw) for e, raw in payloads
-            )
+            await task
+        finally:
+            if self._publishing is task:
+                self._publishing = None
+
+    async def _confirm(
+        self,
+        before: asyncio.Task[bool] | None,
+        acked: asyncio.Future[None],
+        payloads: list[Payload],
+        partitions: dict[str, int],
+        memberships: dict[str, list[str]] | None = None,
+    ) -> bool:
+        """Once ``before`` is confirmed and Kafka acknowledged ``payloads``, update member sets and clear their
+        outbox entries; ``False`` when Kafka did not acknowledge (they stay in the outbox for recovery)."""
+        if before is not None:
+            await before
+        try:
+            await acked
         except KafkaUnavailable as exc:
-            # Decided entries stay in the outbox; recovery publishes them later.
             log.error("could not publish %d outbox entries (kept in the outbox): %s", len(payloads), exc)
             return False
         await self.store.confirm_published([e for e, _ in payloads], partitions, memberships)

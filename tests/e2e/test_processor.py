@@ -76,10 +76,15 @@ class FlakyProducer:
         self.real, self.failures = real, failures
 
     async def send_many(self, records: Any) -> None:
+        await self.queue([(topic, -1, key, value) for topic, key, value in records])
+
+    def queue(self, records: Any) -> asyncio.Future[None]:
         if self.failures:
             self.failures -= 1
-            raise KafkaUnavailable("broker unreachable (simulated)")
-        await self.real.send_many(records)
+            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            failed.set_exception(KafkaUnavailable("broker unreachable (simulated)"))
+            return failed
+        return self.real.queue(records)
 
 
 def view(offset: int, ts: int, partition: int = 1, customer: str = "c1") -> Message:
