@@ -1,8 +1,10 @@
 """The worker's processing step, independent of faust: batch in, state and changes out.
 
-For a batch of raw Kafka messages the processor
+For a batch of raw Kafka messages — each one event or an envelope of several
+(``stream.envelope``), taken in slices of at most ``SEGSTREAM_BATCH_MAX`` events — the
+processor
 
-1. parses each one (a record it cannot use goes to the dead-letter topic with the reason);
+1. parses each event (one it cannot use goes to the dead-letter topic with the reason);
 2. groups them by customer and loads those profiles in one Redis round trip;
 3. per customer, skips messages whose offset is already applied (redelivery after
    a crash or rebalance), applies the rest, evaluates every rule at "now" and
@@ -11,7 +13,9 @@ For a batch of raw Kafka messages the processor
    customers whose version moved meanwhile;
 5. registers each customer's next deadline with the partition's timers;
 6. publishes the decided changes (and training records, with models on) and, once
-   Kafka acknowledged them, updates the segment member sets and clears the outbox.
+   Kafka acknowledged them, updates the segment member sets and clears the outbox —
+   in the background while the next slice is worked on, in order after the
+   publications before it; the batch ends when all are done.
 
 Timers and outbox recovery reuse steps 2–6 with no new events. Faust only feeds
 batches in (``stream.worker.app``).
