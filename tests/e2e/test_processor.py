@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from stream.config import Settings
 from stream.envelope import pack
 from stream.kafka import AsyncProducer, KafkaUnavailable
+from stream.output.changes import Change
 from stream.state import keys
 from stream.state.profile import HistoryPolicy, Profile
 from stream.state.store import ProfileStore
@@ -243,4 +244,33 @@ def test_envelope_is_applied_once_per_customer_and_a_bad_entry_is_dead_lettered_
     dead = reader.wait_for(lambda r: len(r) >= 2, 20, "the bad entry's dead letters")
     assert {(d["reason"], d["offset"], d["index"], d["key"]) for d in dead} == {("unknown_type", 0, 3, "b")}
     assert orjson.loads(dead[0]["value"]) == {"type": "purchase"}
+    reader.close()
+
+
+def test_background_confirmations_apply_in_the_order_changes_were_decided(base_settings: Settings) -> None:
+    settings = make_settings(base_settings)
+
+    async def scenario() -> tuple[list[list[int]], list[bytes]]:
+        p = processor(settings, Clock(5_000))
+        confirm, confirmed = p.store.confirm_published, []
+
+        async def first_one_slow(entries: Any, partitions: Any, memberships: Any = None) -> None:
+            if not confirmed:
+                await asyncio.sleep(0.3)  # the first confirmation is slow: the second must wait for it
+            confirmed.append([e.seq for e in entries])
+            await confirm(entries, partitions, memberships)
+
+        p.store.confirm_published = first_one_slow  # type: ignore[method-assign]
+        entered, exited = Change("c1", "hot", "entered", 1_000, 1, "in"), Change("c1", "hot", "exited", 2_000, 2, "out")
+        p._publish_later([(entered, entered.to_bytes())], {"c1": 1})
+        p._publish_later([(exited, exited.to_bytes())], {"c1": 1})
+        await p.published()
+        members = await p.store.redis.zrange(keys.segment(settings.namespace, "hot"), 0, -1)
+        return confirmed, members
+
+    confirmed, members = asyncio.run(scenario())
+    assert confirmed == [[1], [2]] and members == []
+    reader = TopicReader(settings, settings.changes_topic)
+    records = reader.wait_for(lambda r: len(r) >= 2, 20, "both changes")
+    assert [r["seq"] for r in records] == [1, 2]
     reader.close()
