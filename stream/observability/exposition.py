@@ -119,10 +119,10 @@ class Histogram(_Metric):
         self.counts = [0] * (len(self.bounds) + 1)  # per bucket, not cumulative; the last is +Inf
         self.sum = 0.0
 
-    def observe(self, value: float) -> None:
-        """Count one observation (one list increment and one addition)."""
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.sum += value
+    def observe(self, value: float, times: int = 1) -> None:
+        """Count ``times`` observations of ``value`` (one list increment and one addition)."""
+        self.counts[bisect_left(self.bounds, value)] += times
+        self.sum += value * times
 
     def lines(self) -> list[str]:
         lines, total = [], 0

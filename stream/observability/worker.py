@@ -66,11 +66,14 @@ class WorkerMetrics:
         )
         self.info = r.gauge("segstream_worker_info", "Always 1: the namespace this worker serves.", ("namespace",))
 
-    def processed(self, events: int, records: Iterable[faust.EventT]) -> None:
-        """Count a processed batch's events and observe each record's latency (Kafka timestamp to now)."""
+    def processed(self, records: Iterable[tuple[faust.EventT, int]]) -> None:
+        """Count a processed batch's events, given per record, and observe each event's latency
+        (its record's Kafka timestamp to now)."""
         now = time.time()
-        for record in records:
-            self.latency.observe(max(0.0, now - record.message.timestamp))
+        events = 0
+        for record, n in records:
+            self.latency.observe(max(0.0, now - record.message.timestamp), n)
+            events += n
         self.events.inc(events)
 
     def dead_lettered(self, counts: Mapping[str, int]) -> None:

@@ -119,22 +119,22 @@ async def retry_transient(step: Callable[[], Awaitable[T]], what: str) -> T:
             delay = min(delay * 2, 5.0)
 
 
-async def process_isolating(processor: Processor, messages: Sequence[Message]) -> int:
+async def process_isolating(processor: Processor, messages: Sequence[Message]) -> list[int]:
     """Process a batch; if it hits a bug-level error, process record by record and dead-letter
-    the culprits (every event of a failing envelope). Returns how many events were processed."""
+    the culprits (every event of a failing envelope). Returns how many events each record held."""
     try:
         return await retry_transient(lambda: processor.handle_batch(messages), "batch")
     except Exception:  # noqa: BLE001 - isolated below, never swallowed
         log.exception("batch of %d records failed; isolating the failing records", len(messages))
-    events = 0
+    sizes: list[int] = []
     for message in messages:
         try:
-            events += await retry_transient(lambda m=message: processor.handle_batch([m]), "record")
+            sizes += await retry_transient(lambda m=message: processor.handle_batch([m]), "record")
         except Exception as exc:  # noqa: BLE001 - dead-lettered with the reason
             dead = [(m, Rejected("processing_error", repr(exc))) for m in expand(message)]
             await retry_transient(lambda d=dead: processor.dead_letter(d), "dead letter")
-            events += len(dead)
-    return events
+            sizes.append(len(dead))
+    return sizes
 
 
 def build(settings: Settings) -> faust.App:
@@ -200,10 +200,10 @@ def build(settings: Settings) -> faust.App:
             ]
             stalls.working(messages, time.monotonic())
             try:
-                events = await process_isolating(processor, messages)
+                sizes = await process_isolating(processor, messages)
             finally:
                 stalls.waiting(time.monotonic())
-            WORKER.processed(events, batch)
+            WORKER.processed(zip(batch, sizes))
 
     serve_observability(app, settings, client, owned)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"

@@ -98,8 +98,9 @@ def expand(message: Message) -> list[Message]:
     return [Message(message.partition, message.offset, key, None, i, record) for i, (key, record) in enumerate(entries)]
 
 
-def slices(messages: Sequence[Message], most: int) -> Iterator[list[Message]]:
-    """The events of ``messages`` in slices of at most ``most`` events, never splitting a record.
+def slices(messages: Sequence[Message], most: int, sizes: list[int]) -> Iterator[list[Message]]:
+    """The events of ``messages`` in slices of at most ``most`` events, never splitting a record;
+    each record's event count is appended to ``sizes`` as it is expanded.
 
     A customer's events of one record are applied together: its applied-offset mark
     then always covers whole records.
@@ -107,6 +108,7 @@ def slices(messages: Sequence[Message], most: int) -> Iterator[list[Message]]:
     part: list[Message] = []
     for message in messages:
         events = expand(message)
+        sizes.append(len(events))
         if part and len(part) + len(events) > most:
             yield part
             part = []
@@ -302,18 +304,17 @@ class Processor:
         #: The confirmation of the latest publication queued (see :meth:`_publish_later`).
         self._publishing: asyncio.Task[bool] | None = None
 
-    async def handle_batch(self, messages: Sequence[Message]) -> int:
-        """Process one poll batch in slices of at most ``batch_max`` events; returns how many events it held.
+    async def handle_batch(self, messages: Sequence[Message]) -> list[int]:
+        """Process one poll batch in slices of at most ``batch_max`` events; returns how many events each record held.
 
         A slice's changes are confirmed while the next slice is worked on; the batch
         returns once all are.
         """
-        events = 0
-        for part in slices(messages, self.settings.batch_max):
+        sizes: list[int] = []
+        for part in slices(messages, self.settings.batch_max, sizes):
             await self._handle(part)
-            events += len(part)
         await self.published()
-        return events
+        return sizes
 
     async def _handle(self, messages: list[Message]) -> None:
         """Process events (dead letters first, then customers)."""

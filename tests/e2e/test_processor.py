@@ -230,7 +230,7 @@ def test_envelope_is_applied_once_per_customer_and_a_bad_entry_is_dead_lettered_
 
     async def scenario() -> dict[str, Profile]:
         p = processor(settings, clock)
-        assert await p.handle_batch([first]) == 4
+        assert await p.handle_batch([first]) == [4]
         await p.handle_batch([first, second])  # redelivered with the next record
         await p.handle_batch([second, second])  # twice in one batch
         return {cid: loaded.profile for cid, loaded in (await p.store.load(["a", "b"])).items()}

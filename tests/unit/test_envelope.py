@@ -77,9 +77,11 @@ def test_worker_expands_an_envelope_into_its_events_and_slices_at_record_boundar
     single = Message(2, 8, b"c", b'{"type":"page","ts":4}')
     assert expand(single) == [single]
     assert expand(Message(2, 9, None, b"[not json")) == [Message(2, 9, None, b"[not json")]
-    sizes = [[m.offset for m in part] for part in slices([envelope, single, envelope], 4)]
+    counts: list[int] = []
+    sizes = [[m.offset for m in part] for part in slices([envelope, single, envelope], 4, counts)]
     assert sizes == [[7, 7, 7, 8], [7, 7, 7]]  # an envelope is never split, even over the limit
-    assert [[m.offset for m in part] for part in slices([envelope], 2)] == [[7, 7, 7]]
+    assert counts == [3, 1, 3]
+    assert [[m.offset for m in part] for part in slices([envelope], 2, [])] == [[7, 7, 7]]
 
 
 class FakeProducer:

@@ -15,7 +15,7 @@ def test_objects_alive_at_start_up_are_frozen_and_later_ones_are_not() -> None:
         frozen = gc.get_freeze_count()
         assert frozen > 1000  # the interpreter and test session alone hold thousands
         later = [[i] for i in range(100)]
-        assert gc.get_freeze_count() == frozen and later
+        assert gc.get_freeze_count() <= frozen and later  # frozen objects may still be freed, none is added
         assert gc.get_threshold() == THRESHOLDS
     finally:
         gc.unfreeze()

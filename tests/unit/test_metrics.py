@@ -87,7 +87,7 @@ def test_consumer_offsets_read_faust_and_aiokafka_state() -> None:
 def test_worker_metrics_observe_latency_timers_dead_letters_and_lag() -> None:
     metrics = WorkerMetrics()
     batch = [SimpleNamespace(message=SimpleNamespace(timestamp=time.time() - 0.3)) for _ in range(3)]
-    metrics.processed(40, batch)  # three records (envelopes) holding 40 events
+    metrics.processed(zip(batch, [30, 9, 1]))  # three records (two envelopes) holding 40 events
     metrics.dead_lettered({"dead_letter:too_late": 2})
     metrics.timer_decided(1_000, 1_120)
     metrics.timer_decided(5_000, 1_120)  # deadline not reached: not a timer firing
@@ -96,7 +96,7 @@ def test_worker_metrics_observe_latency_timers_dead_letters_and_lag() -> None:
     samples = parse_samples(metrics.registry.render())
     assert samples[("segstream_worker_events_total", frozenset())] == 40
     assert samples[("segstream_processing_latency_seconds_bucket", frozenset({("le", "0.25")}))] == 0
-    assert samples[("segstream_processing_latency_seconds_bucket", frozenset({("le", "0.5")}))] == 3
+    assert samples[("segstream_processing_latency_seconds_bucket", frozenset({("le", "0.5")}))] == 40
     assert samples[("segstream_worker_dead_letters_total", frozenset({("reason", "too_late")}))] == 2
     assert samples[("segstream_timer_lateness_seconds_count", frozenset())] == 1
     assert samples[("segstream_timer_lateness_seconds_sum", frozenset())] == pytest.approx(0.12)
