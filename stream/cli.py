@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -299,10 +299,7 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
     urls = args.worker if args.worker is not None else ([f"http://127.0.0.1:{settings.worker_port}"] if settings.worker_port else [])
     status = gather(settings, urls)
-    if args.json:
-        _print_json(status)
-    else:
-        print(format_status(status))
+    _print_report(args.json, status, format_status)
     return 0 if healthy(status) else 1
 
 
@@ -335,16 +332,11 @@ def _analytics_overlap(args: argparse.Namespace, settings: Settings) -> int:
         print(f"segstream analytics overlap: {exc}", file=sys.stderr)
         return 2
     print(file=sys.stderr)
-    if args.json:
-        _print_json(report)
-    else:
-        print(overlap_table(report))
+    _print_report(args.json, report, overlap_table)
     return 0
 
 
 def _analytics_sizes(args: argparse.Namespace, settings: Settings) -> int:
-    import orjson
-
     from stream.analytics.tables import sizes_table
     from stream.serving.sizes import downsample, parse_range, read
     from stream.state.connection import run_with_redis
@@ -359,10 +351,8 @@ def _analytics_sizes(args: argparse.Namespace, settings: Settings) -> int:
 
     found = run_with_redis(settings, lambda client: read(client, settings.namespace, args.segment, start, end))
     points = [p | {"at": iso(p["t"])} for p in downsample(found, start, end, step)]
-    if args.json:
-        sys.stdout.write(orjson.dumps({"segment": args.segment, "step_s": step / 1000, "points": points}).decode() + "\n")
-    else:
-        print(sizes_table(args.segment, points))
+    report = {"segment": args.segment, "step_s": step / 1000, "points": points}
+    _print_report(args.json, report, lambda r: sizes_table(r["segment"], r["points"]))
     return 0
 
 
@@ -392,10 +382,7 @@ def _analytics_performance(args: argparse.Namespace, settings: Settings) -> int:
         print(f"segstream analytics performance: {exc}", file=sys.stderr)
         return 2
     print(file=sys.stderr)
-    if args.json:
-        _print_json(report)
-    else:
-        print(performance_table(report))
+    _print_report(args.json, report, performance_table)
     if args.save:
         _save_performance(settings, report | {"computed_at": iso(now_ms()), "source": args.source})
         print(f"saved: GET /v1/analytics/performance answers it (namespace {settings.namespace})", file=sys.stderr)
@@ -678,6 +665,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _described(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, text: str) -> argparse.ArgumentParser:
     """A subcommand whose ``--help`` shows ``text`` as its description too."""
     return sub.add_parser(name, help=text, description=text)
+
+
+def _print_report(as_json: bool, report: Any, table: Callable[[Any], str]) -> None:
+    """Print ``report`` as indented JSON (``--json``), else as ``table`` renders it."""
+    if as_json:
+        _print_json(report)
+    else:
+        print(table(report))
 
 
 def _print_json(value: object) -> None:

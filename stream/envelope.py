@@ -92,7 +92,10 @@ def packable(key: bytes | None) -> bool:
 
 def is_envelope(value: bytes | None) -> bool:
     """Whether a record value is an envelope (a JSON array) rather than one event."""
-    return bool(value) and value.lstrip()[:1] == b"["  # type: ignore[union-attr]
+    if not value:
+        return False
+    first = value[:1]
+    return first == b"[" or (first.isspace() and value.lstrip()[:1] == b"[")  # copy only to skip leading blanks
 
 
 def unpack(key: bytes | None, value: bytes) -> list[tuple[bytes | None, Any]]:

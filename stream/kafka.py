@@ -125,18 +125,13 @@ class AsyncProducer:
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Produce one record and wait for the broker's acknowledgement."""
-        await self._produce([(topic, PARTITION_UA, key, value)])
+        await self.queue([(topic, PARTITION_UA, key, value)])
 
     async def send_many(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
         """Produce records in order and wait until all are acknowledged."""
         batch = [(topic, PARTITION_UA, key, value) for topic, key, value in records]
         if batch:
-            await self._produce(batch)
-
-    def queue(self, records: list[tuple[str, int, bytes | None, bytes]]) -> asyncio.Future[None]:
-        """Queue ``(topic, partition, key, value)`` records now, in call order; the future resolves when
-        all are acknowledged (:data:`PARTITION_UA` lets the partitioner choose)."""
-        return self._produce(records)
+            await self.queue(batch)
 
     async def partitions(self, topic: str, timeout: float = 10.0) -> int:
         """How many partitions ``topic`` has (:class:`KafkaUnavailable` when unknown after ``timeout`` seconds)."""
@@ -149,7 +144,9 @@ class AsyncProducer:
             raise KafkaUnavailable(f"topic {topic!r} has no partitions at the broker (yet)")
         return len(found.partitions)
 
-    def _produce(self, records: list[tuple[str, int, bytes | None, bytes]]) -> asyncio.Future[None]:
+    def queue(self, records: list[tuple[str, int, bytes | None, bytes]]) -> asyncio.Future[None]:
+        """Queue ``(topic, partition, key, value)`` records now, in call order; the future resolves when
+        all are acknowledged (:data:`PARTITION_UA` lets the partitioner choose)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         acks = _Acks(loop, future, len(records))

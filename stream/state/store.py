@@ -140,8 +140,8 @@ class ProfileStore:
         self.bulk = bulk if bulk is not None else client
         self.ns = namespace
 
-    async def _round_trip(self, commands: list[Command]) -> list[Any]:
-        replies = await round_trip(self.bulk, commands, ROUND_TRIP_TIMEOUT_S)
+    async def _round_trip(self, commands: list[Command], client: aioredis.Redis | None = None) -> list[Any]:
+        replies = await round_trip(client or self.bulk, commands, ROUND_TRIP_TIMEOUT_S)
         raise_errors(replies)
         return replies
 
@@ -214,9 +214,7 @@ class ProfileStore:
 
     async def _ranges(self, key: Callable[[str, int], str], partitions: list[int], up_to: int, limit: int) -> list[list[bytes]]:
         commands: list[Command] = [(b"ZRANGEBYSCORE", key(self.ns, p), b"-inf", up_to, b"LIMIT", 0, limit) for p in partitions]
-        replies = await round_trip(self.redis, commands, ROUND_TRIP_TIMEOUT_S)
-        raise_errors(replies)
-        return replies
+        return await self._round_trip(commands, self.redis)
 
     async def earliest_deadline(self, partitions: Iterable[int]) -> int | None:
         """The earliest registered deadline over ``partitions``."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -442,15 +443,15 @@ class Processor:
         prefix = f"{self.epoch}:"
         for key in [k for k in applied if not k.startswith(prefix)]:
             del applied[key]  # offsets of a deleted and re-created topic mean nothing now
-        # An envelope's events share an offset: compare offsets with the marks before this work,
-        # and positions (offset, index) with the last event taken (a record delivered twice in one batch).
-        marks = dict(applied)
-        taken: dict[str, tuple[int, int]] = {}
+        # An event is new when its position (offset, index) follows the last one taken, at first the
+        # stored mark's whole offset: an envelope's events share an offset, and a record may come
+        # twice in one batch.
+        taken: dict[str, tuple[int, float]] = {}
         fresh: list[Item] = []
         for item in work.items:
             key = f"{prefix}{item.partition}"
             position = (item.offset, item.index)
-            if item.offset > marks.get(key, -1) and position > taken.get(key, (-1, -1)):
+            if position > (taken.get(key) or (applied.get(key, -1), math.inf)):
                 taken[key] = position
                 applied[key] = item.offset
                 fresh.append(item)
