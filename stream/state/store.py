@@ -12,6 +12,7 @@ step in an order that makes a crash at any point recoverable; see ``commit`` and
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -24,7 +25,7 @@ from stream.output.changes import Change
 from stream.output.deletions import Deletion
 from stream.output.routed import Routed
 from stream.state import keys
-from stream.state.pipeline import Command, raise_errors, round_trip
+from stream.state.pipeline import Command, Exchange, raise_errors, round_trip
 from stream.state.profile import Profile
 
 #: What a customer's outbox holds until Kafka acknowledged it: segment changes (field: their
@@ -86,6 +87,7 @@ redis.call('SET', KEYS[1], version .. ':' .. ARGV[2])
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 return version
 """
+_COMMIT_SHA = hashlib.sha1(_COMMIT.encode()).hexdigest()
 
 
 @dataclass
@@ -121,6 +123,21 @@ class Commit:
         return self.loaded.profile.customer_id
 
 
+@dataclass
+class Staged:
+    """Commits built into Redis commands, not sent yet (see :meth:`ProfileStore.stage`)."""
+
+    commits: Sequence[Commit]
+    commands: list[Command]
+    #: Index of the first commit's command (pending markers come before).
+    first: int
+
+    def refused(self, replies: Sequence[Any]) -> list[str]:
+        """The ids whose commit found the version moved (retry them), from the replies to :attr:`commands`."""
+        raise_errors(replies)
+        return [c.customer_id for c, r in zip(self.commits, replies[self.first :]) if r == -1]
+
+
 #: Seconds a batch's round trip to Redis may take before it fails (and is retried).
 ROUND_TRIP_TIMEOUT_S = 10.0
 
@@ -147,7 +164,40 @@ class ProfileStore:
 
     async def load(self, customer_ids: Sequence[str]) -> dict[str, Loaded]:
         """Read the profiles of ``customer_ids`` in one round trip (new customers get empty profiles)."""
-        rows = await self._round_trip([(b"GET", keys.profile(self.ns, cid)) for cid in customer_ids])
+        return self._loaded(customer_ids, await self._round_trip(self._gets(customer_ids)))
+
+    async def load_ahead(self, customer_ids: Sequence[str], staged: Staged | None) -> tuple[dict[str, Loaded], Exchange]:
+        """Read the profiles of ``customer_ids``, sending ``staged``'s commits right behind in the same write.
+
+        Returns once the profiles are read; Redis runs the commits meanwhile, and their
+        replies wait in the returned exchange for :meth:`refused` (which closes it). The
+        profiles are read before the commits are applied: a caller must not load a
+        customer that ``staged`` commits.
+        """
+        exchange = Exchange(self.bulk, ROUND_TRIP_TIMEOUT_S)
+        try:
+            gets = self._gets(customer_ids)
+            await exchange.send(gets + (staged.commands if staged is not None else []))
+            rows = await exchange.read(len(gets))
+            raise_errors(rows)
+            return self._loaded(customer_ids, rows), exchange
+        except BaseException:
+            await exchange.close()
+            raise
+
+    async def refused(self, staged: Staged | None, exchange: Exchange) -> list[str]:
+        """Read the replies of ``staged``'s commits sent by :meth:`load_ahead` and close the exchange;
+        the ids whose version moved."""
+        try:
+            return staged.refused(await exchange.read(len(staged.commands))) if staged is not None else []
+        finally:
+            await exchange.close()
+
+    def _gets(self, customer_ids: Sequence[str]) -> list[Command]:
+        return [(b"GET", keys.profile(self.ns, cid)) for cid in customer_ids]
+
+    @staticmethod
+    def _loaded(customer_ids: Sequence[str], rows: Sequence[Any]) -> dict[str, Loaded]:
         out: dict[str, Loaded] = {}
         for cid, raw in zip(customer_ids, rows):
             version, blob = split_stored(raw)
@@ -161,21 +211,38 @@ class ProfileStore:
         timers: Iterable[Profile] = (),
         counters: Mapping[str, int] | None = None,
     ) -> list[str]:
-        """Write each customer's profile and outbox atomically; return the ids whose version moved (retry them).
+        """Write each customer's profile and outbox atomically (see :meth:`stage`) in one round trip;
+        return the ids whose version moved (retry them)."""
+        return await self.send(self.stage(commits, now, timers, counters))
 
-        One round trip. Pending markers for the outbox entries come first: Redis runs a
-        connection's commands in order (and its append-only file keeps that order), so
-        no decided change can exist without a marker pointing at it; a marker whose
-        commit was refused points at nothing and is dropped by recovery. Then the
-        commits, then ``timers`` (each profile's next deadline on its partition's timer
-        set, or its removal) and ``counters``; a timer set for a customer whose commit
-        was refused is set again by its retry.
+    async def send(self, staged: Staged) -> list[str]:
+        """Send ``staged``'s commands in one round trip; the ids whose commit found the version moved."""
+        return staged.refused(await round_trip(self.bulk, staged.commands, ROUND_TRIP_TIMEOUT_S))
+
+    def stage(
+        self,
+        commits: Sequence[Commit],
+        now: int,
+        timers: Iterable[Profile] = (),
+        counters: Mapping[str, int] | None = None,
+    ) -> Staged:
+        """The commands that write each customer's profile and outbox atomically.
+
+        Pending markers for the outbox entries come first: Redis runs a connection's
+        commands in order (and its append-only file keeps that order), so no decided
+        change can exist without a marker pointing at it; a marker whose commit was
+        refused points at nothing and is dropped by recovery. Then the commits, then
+        ``timers`` (each profile's next deadline on its partition's timer set, or its
+        removal) and ``counters``; a timer set for a customer whose commit was refused
+        is set again by its retry.
         """
         markers: dict[int, list[bytes | str | int]] = {}
         for c in commits:
             for e, _ in c.payloads:
                 markers.setdefault(c.loaded.profile.partition or 0, []).extend((now, _marker(c.customer_id, e)))
-        commands: list[Command] = [(b"ZADD", keys.pending(self.ns, p), *members) for p, members in markers.items()]
+        # The script is loaded once per round trip (even a restarted Redis has it) and called by its digest.
+        commands: list[Command] = [(b"SCRIPT", b"LOAD", _COMMIT)] if commits else []
+        commands += [(b"ZADD", keys.pending(self.ns, p), *members) for p, members in markers.items()]
         first = len(commands)
         for c in commits:
             outbox_args: list[bytes | str | int] = []
@@ -183,8 +250,8 @@ class ProfileStore:
                 outbox_args += [outbox_field(e), raw]
             commands.append(
                 (
-                    b"EVAL",
-                    _COMMIT,
+                    b"EVALSHA",
+                    _COMMIT_SHA,
                     2,
                     keys.profile(self.ns, c.customer_id),
                     keys.outbox(self.ns, c.customer_id),
@@ -203,8 +270,7 @@ class ProfileStore:
         commands += [(b"ZADD", keys.timers(self.ns, partition), *members) for partition, members in due.items()]
         commands += [(b"ZREM", keys.timers(self.ns, partition), *members) for partition, members in gone.items()]
         commands += _counting(keys.stats(self.ns), counters or {})
-        results = await self._round_trip(commands)
-        return [c.customer_id for c, r in zip(commits, results[first:]) if r == -1]
+        return Staged(commits, commands, first)
 
     async def due(self, partitions: Iterable[int], now: int, limit: int = 500) -> dict[int, list[str]]:
         """Customers of each of ``partitions`` whose deadline is at or before ``now`` (one round trip)."""

@@ -212,7 +212,7 @@ def build(settings: Settings) -> faust.App:
 
     async def follow_rules(partitions: list[int]) -> None:
         if await rules.refresh():
-            async with processor.lock:
+            async with processor.turn():
                 processor.use_rules(rules.ruleset, rules.policy, modelling(rules.ruleset, snapshots.current))
         if await snapshots.refresh() and processor.models is not None:
             processor.models.snapshot = snapshots.current

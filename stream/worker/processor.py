@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,7 @@ from stream.output.deletions import FORGET, Deletion
 from stream.output.routed import Routed
 from stream.state.identity import CLAIM, MERGE_IN, MERGE_OUT
 from stream.state.profile import BEHAVIOUR_TYPES, HistoryPolicy, Profile, event_time, iso, now_ms
-from stream.state.store import Commit, Payload, ProfileStore
+from stream.state.store import Commit, Loaded, Payload, ProfileStore, Staged
 from stream.ingest.quality import missing, parse_critical
 from stream.ingest.events import EARLIEST_EVENT_MS, LATEST_EVENT_MS, MAX_DEPTH, too_deep
 from stream.worker.enrichment import wants_enrichment
@@ -135,6 +136,16 @@ class Work:
 
     partition: int
     items: list[Item] = field(default_factory=list)
+
+
+@dataclass
+class Held:
+    """A slice whose commits are built but not sent: they go to Redis behind the next slice's load."""
+
+    work: dict[str, Work]
+    staged: Staged
+    #: The committed customers' profiles as the next slice must see them (the version the commit sets).
+    carried: dict[str, Loaded]
 
 
 class Rejected(ValueError):
@@ -302,23 +313,60 @@ class Processor:
             Deletion: settings.deletions_topic,
             Routed: settings.events_topic,
         }
+        #: Tasks waiting for their :meth:`turn` (a batch lets them in at its next slice).
+        self._waiting = 0
         #: The confirmation of the latest publication queued (see :meth:`_publish_later`).
         self._publishing: asyncio.Task[bool] | None = None
 
     async def handle_batch(self, messages: Sequence[Message]) -> list[int]:
         """Process one poll batch in slices of at most ``batch_max`` events; returns how many events each record held.
 
+        Slices overlap with Redis: a slice's commits are sent behind the next slice's
+        load, and Redis applies them while that slice is stepped (see :meth:`_overlapped`).
         A slice's changes are confirmed while the next slice is worked on; the batch
         returns once all are.
         """
         sizes: list[int] = []
-        for part in slices(messages, self.settings.batch_max, sizes):
-            await self._handle(part)
+        held: Held | None = None
+        locked = False
+        try:
+            for part in slices(messages, self.settings.batch_max, sizes):
+                work, counters = await self._parse(part)
+                if not locked:
+                    await self.lock.acquire()
+                    locked = True
+                held = await self._overlapped(held, work, counters)
+                if self._waiting:  # timers, recovery or a rule change want their turn
+                    landing, held = held, None
+                    await self._land(landing)
+                    self.lock.release()
+                    locked = False
+            if held is not None:
+                landing, held = held, None
+                await self._land(landing)
+        finally:
+            if locked:
+                self.lock.release()
         await self.published()
         return sizes
 
-    async def _handle(self, messages: list[Message]) -> None:
-        """Process events (dead letters first, then customers)."""
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Hold the processor's lock (one customer step at a time; publications in seq order);
+        a batch in progress lets the holder in at its next slice."""
+        self._waiting += 1
+        try:
+            await self.lock.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+    async def _parse(self, messages: list[Message]) -> tuple[dict[str, Work], dict[str, int]]:
+        """The usable events of a slice grouped by customer, and its data-quality counters;
+        dead letters (written at once) for the others."""
         work: dict[str, Work] = {}
         dead: list[tuple[Message, Rejected]] = []
         counters: Counter[str] = Counter()
@@ -339,8 +387,44 @@ class Processor:
             missing(item.record, self.critical, counters)
         if dead:
             await self.dead_letter(dead)
-        async with self.lock:
-            await self._settle(work, dict(counters))
+        return work, dict(counters)
+
+    async def _overlapped(self, held: Held | None, work: dict[str, Work], counters: dict[str, int]) -> Held:
+        """Step ``work`` while Redis applies ``held``'s commits; returns its own commits, built but not sent.
+
+        One write carries the loads of ``work``'s customers and then ``held``'s commits.
+        A customer ``held`` commits is not loaded: it continues from the profile ``held``
+        decided, at the version that commit sets. Once stepped, ``held``'s replies are read:
+        its committed changes are published, and a customer whose commit was refused (its
+        version moved: another writer) is redone from Redis with its events of both slices,
+        before anything of this slice is sent.
+        """
+        now = self.clock()
+        carried = held.carried if held is not None else {}
+        loaded, exchange = await self.store.load_ahead([cid for cid in work if cid not in carried], held.staged if held else None)
+        try:
+            loaded.update((cid, carried[cid]) for cid in work.keys() & carried.keys())
+            commits, unchanged = self._decide(work, loaded, now, counters)
+            refused = await self.store.refused(held.staged if held else None, exchange)
+        finally:
+            await exchange.close()
+        if held is not None:
+            self._committed(held.staged.commits, refused, held.work)
+        if refused:
+            assert held is not None
+            redo = {cid: Work(held.work[cid].partition, held.work[cid].items + (work[cid].items if cid in work else [])) for cid in refused}
+            commits = [c for c in commits if c.customer_id not in redo]
+            unchanged = [p for p in unchanged if p.customer_id not in redo]
+            await self._settle(redo)
+        staged = self.store.stage(commits, now, [c.loaded.profile for c in commits] + unchanged, counters)
+        return Held(work, staged, {c.customer_id: Loaded(c.loaded.version + 1, c.loaded.profile) for c in commits})
+
+    async def _land(self, held: Held) -> None:
+        """Send ``held``'s commits and publish what they commit (redoing refused customers)."""
+        refused = await self.store.send(held.staged)
+        self._committed(held.staged.commits, refused, held.work)
+        if refused:
+            await self._settle({cid: held.work[cid] for cid in refused})
 
     async def fire_timers(self, partitions: Iterable[int]) -> int:
         """Re-evaluate customers whose deadline has passed; returns how many.
@@ -351,20 +435,20 @@ class Processor:
         due = await self.store.due(partitions, self.clock())
         work = {cid: Work(partition) for partition, customers in due.items() for cid in customers}
         if work:
-            async with self.lock:
+            async with self.turn():
                 await self._settle(work)
             await self.published()
         return len(work)
 
     async def reevaluate(self, customers: dict[str, int]) -> int:
         """Re-evaluate existing customers (id -> partition) with no new event; returns how many."""
-        async with self.lock:
+        async with self.turn():
             await self._settle({cid: Work(partition) for cid, partition in customers.items()})
         await self.published()
         return len(customers)
 
     def use_rules(self, rules: Evaluator, policy: HistoryPolicy, models: Modelling | None) -> None:
-        """Evaluate (and learn, with ``models``) by a new rule set from now on (call while holding ``lock``)."""
+        """Evaluate (and learn, with ``models``) by a new rule set from now on (call during a :meth:`turn`)."""
         self.rules, self.policy, self.models = rules, policy, models
 
     async def recover(self, partitions: Iterable[int], min_age_ms: int = 5000) -> int:
@@ -373,7 +457,7 @@ class Processor:
         stale = await self.store.stale_pending(partitions, self.clock() - min_age_ms)
         if not any(stale.values()):
             return 0
-        async with self.lock:
+        async with self.turn():
             await self.published()  # what is in flight goes first
             for partition, markers in stale.items():
                 if not markers:
@@ -395,46 +479,58 @@ class Processor:
         return published
 
     async def _settle(self, work: dict[str, Work], counters: dict[str, int] | None = None) -> None:
+        """Step ``work``'s customers from their stored profiles, commit and publish; retry those whose version moved."""
         todo = work
         for _ in range(_MAX_ATTEMPTS):
             now = self.clock()
-            loaded = await self.store.load(list(todo))
-            commits: list[Commit] = []
-            unchanged: list[Profile] = []
-            for cid, w in todo.items():
-                entry = loaded[cid]
-                if entry.version == 0 and not w.items:
-                    unchanged.append(Profile(cid, partition=w.partition))  # timer of a deleted profile: drop it
-                    continue
-                before = (entry.profile.deadline, entry.profile.partition)
-                if not w.items:
-                    WORKER.timer_decided(entry.profile.deadline, now)
-                fresh = self._unapplied(entry.profile, w)
-                step = advance(entry.profile, ((i.record, i.ts) for i in fresh), now, self.rules, self.policy, self.models)
-                if counters is not None:
-                    counters["events"] = counters.get("events", 0) + len(fresh)  # a redelivered record counts once
-                    for name in ("duplicates", "suppressed"):
-                        counters[name] = counters.get(name, 0) + getattr(step, name)
-                if fresh or step.changes or step.training or before != (entry.profile.deadline, entry.profile.partition):
-                    commits.append(Commit(entry, step.changes, step.training, step.deletions, step.routed))
-                else:
-                    unchanged.append(entry.profile)
-            timers = [c.loaded.profile for c in commits] + unchanged
-            conflicts = set(await self.store.commit(commits, now, timers, counters))
+            commits, unchanged = self._decide(todo, await self.store.load(list(todo)), now, counters)
+            refused = await self.store.send(self.store.stage(commits, now, [c.loaded.profile for c in commits] + unchanged, counters))
             counters = None  # counted once, whatever the retries
-            done = [c for c in commits if c.customer_id not in conflicts]
-            if self.enrich is not None:
-                for c in done:
-                    if any(wants_enrichment(i.record) for i in todo[c.customer_id].items) and c.loaded.profile.merged_into is None:
-                        self.enrich(c.loaded.profile)
-            self._publish_later(
-                [p for c in done for p in c.payloads],
-                {c.customer_id: c.loaded.profile.partition or 0 for c in done},
-            )
-            if not conflicts:
+            self._committed(commits, refused, todo)
+            if not refused:
                 return
-            todo = {cid: todo[cid] for cid in conflicts}
+            todo = {cid: todo[cid] for cid in refused}
         raise RuntimeError(f"customers {sorted(todo)[:5]} kept changing under this worker; is another one misconfigured?")
+
+    def _decide(
+        self, work: dict[str, Work], loaded: dict[str, Loaded], now: int, counters: dict[str, int] | None
+    ) -> tuple[list[Commit], list[Profile]]:
+        """Step each customer of ``work`` from its loaded profile: what to commit, and the profiles left
+        unchanged (their timers are registered all the same); counts events into ``counters``."""
+        commits: list[Commit] = []
+        unchanged: list[Profile] = []
+        for cid, w in work.items():
+            entry = loaded[cid]
+            if entry.version == 0 and not w.items:
+                unchanged.append(Profile(cid, partition=w.partition))  # timer of a deleted profile: drop it
+                continue
+            before = (entry.profile.deadline, entry.profile.partition)
+            if not w.items:
+                WORKER.timer_decided(entry.profile.deadline, now)
+            fresh = self._unapplied(entry.profile, w)
+            step = advance(entry.profile, ((i.record, i.ts) for i in fresh), now, self.rules, self.policy, self.models)
+            if counters is not None:
+                counters["events"] = counters.get("events", 0) + len(fresh)  # a redelivered record counts once
+                for name in ("duplicates", "suppressed"):
+                    counters[name] = counters.get(name, 0) + getattr(step, name)
+            if fresh or step.changes or step.training or before != (entry.profile.deadline, entry.profile.partition):
+                commits.append(Commit(entry, step.changes, step.training, step.deletions, step.routed))
+            else:
+                unchanged.append(entry.profile)
+        return commits, unchanged
+
+    def _committed(self, commits: Sequence[Commit], refused: Sequence[str], work: dict[str, Work]) -> None:
+        """Publish (in the background) what the commits not ``refused`` decided; offer identified profiles for enrichment."""
+        skip = set(refused)
+        done = [c for c in commits if c.customer_id not in skip]
+        if self.enrich is not None:
+            for c in done:
+                if any(wants_enrichment(i.record) for i in work[c.customer_id].items) and c.loaded.profile.merged_into is None:
+                    self.enrich(c.loaded.profile)
+        self._publish_later(
+            [p for c in done for p in c.payloads],
+            {c.customer_id: c.loaded.profile.partition or 0 for c in done},
+        )
 
     def _unapplied(self, profile: Profile, work: Work) -> list[Item]:
         """The work's events not applied to ``profile`` before, marking them applied."""

@@ -20,7 +20,7 @@ from stream.kafka import AsyncProducer, KafkaUnavailable
 from stream.output.changes import Change
 from stream.state import keys
 from stream.state.profile import HistoryPolicy, Profile
-from stream.state.store import ProfileStore
+from stream.state.store import ProfileStore, split_stored, stored
 from stream.worker.processor import Message, Processor, Rejected, parse
 from tests.e2e.conftest import make_settings
 from tests.e2e.harness import TopicReader
@@ -273,4 +273,41 @@ def test_background_confirmations_apply_in_the_order_changes_were_decided(base_s
     reader = TopicReader(settings, settings.changes_topic)
     records = reader.wait_for(lambda r: len(r) >= 2, 20, "both changes")
     assert [r["seq"] for r in records] == [1, 2]
+    reader.close()
+
+
+def test_overlapped_slices_carry_profiles_and_redo_a_customer_another_writer_changed(base_settings: Settings) -> None:
+    """Slices of 2 events: each slice's commit goes to Redis behind the next slice's load, and the
+    next slice steps the same customer from the profile just decided. When another writer moves
+    the version before that commit lands, the commit is refused and the customer is redone from
+    Redis with the events of both slices: the other writer's state is kept, each change published once."""
+    settings = make_settings(base_settings, batch_max=2)
+    clock = Clock(2_000_000)
+    views = [view(i, 1_999_000 + i * 100) for i in range(6)]
+
+    async def scenario() -> tuple[Profile, int, list[bytes]]:
+        p = processor(settings, clock)
+        real, calls = p.store.load_ahead, []
+
+        async def other_writer_before_second(customer_ids: Any, staged: Any) -> Any:
+            calls.append(list(customer_ids))
+            if len(calls) == 2:  # slice 1's commit is about to be sent: another writer gets in first
+                await p.store.redis.set(keys.profile(settings.namespace, "c1"), stored(1, Profile("c1", traits={"plan": "pro"})))
+            return await real(customer_ids, staged)
+
+        p.store.load_ahead = other_writer_before_second  # type: ignore[method-assign]
+        await p.handle_batch(views)
+        raw = await p.store.redis.get(keys.profile(settings.namespace, "c1"))
+        stats = await p.store.redis.hgetall(keys.stats(settings.namespace))
+        # slice 2 continues from slice 1's profile; slice 3 loads the redo's, committed apart
+        assert calls == [["c1"], [], ["c1"]]
+        return (await p.store.load(["c1"]))["c1"].profile, split_stored(raw)[0], stats[b"events"]
+
+    profile, version, events = asyncio.run(scenario())
+    assert profile.traits == {"plan": "pro"}, "the other writer's state was overwritten"
+    assert profile.counts == {"View": 6} and profile.applied == {"epoch1:1": 5} and events == b"6"
+    assert version == 3  # the other writer's 1, the redo of slices 1-2, slice 3
+    reader = TopicReader(settings, settings.changes_topic)
+    records = reader.wait_for(lambda r: len(r) >= 1, 20, "the change")
+    assert [(r["change"], r["seq"]) for r in records] == [("entered", 1)]
     reader.close()
