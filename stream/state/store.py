@@ -118,9 +118,11 @@ class Commit:
         """Each outbound entry with its record, encoded once for the outbox and for Kafka."""
         return [(e, e.to_bytes()) for e in self.outbound]
 
-    @property
-    def customer_id(self) -> str:
-        return self.loaded.profile.customer_id
+    #: The loaded profile's customer id (read often: a field, not a property).
+    customer_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.customer_id = self.loaded.profile.customer_id
 
 
 @dataclass
