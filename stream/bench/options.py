@@ -19,6 +19,7 @@ PARTS = ("collector", "worker", "ceilings", "endtoend", "sql", "latency", "timer
 DEFAULTS: dict[str, object] = {
     "events": 100_000,
     "workers": "1,2",
+    "repeat": 3,
     "e2e_events": 50_000,
     "batch": 100,
     "concurrency": 32,
@@ -37,6 +38,7 @@ DEFAULTS: dict[str, object] = {
 QUICK: dict[str, object] = {
     "events": 4_000,
     "workers": "1",
+    "repeat": 1,
     "e2e_events": 2_000,
     "collector_duration": 2.0,
     "rate": 200.0,
@@ -50,6 +52,7 @@ QUICK: dict[str, object] = {
 _HELP = {
     "events": ("events pre-loaded for the worker runs", int),
     "workers": ("worker processes per run, comma-separated", str),
+    "repeat": ("worker part: runs per worker count, the median one reported (a shared machine's speed moves)", int),
     "e2e_events": ("events sent end to end", int),
     "batch": ("events per /v1/batch request", int),
     "concurrency": ("collector part: requests in flight", int),
@@ -92,6 +95,8 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
     workers = [w.strip() for w in str(args.workers).split(",") if w.strip()]
     if not workers or not all(w.isdigit() and int(w) >= 1 for w in workers):
         raise ValueError(f"--workers takes worker counts like '1,2', got {args.workers!r}")
+    if args.repeat < 1:
+        raise ValueError(f"--repeat must be at least 1, got {args.repeat}")
     if args.events < args.customers:
         raise ValueError(f"--events ({args.events}) must be at least --customers ({args.customers})")
     return args

@@ -118,6 +118,9 @@ def table_rows(results: dict[str, Any]) -> list[Row]:
             one = results["worker"].get("1", {}).get("events_per_s")
             met = ""
             beside = f"{run['events_per_s'] / one:.2f}× one worker" if one else ""
+        each = run.get("runs_events_per_s", [])
+        if len(each) > 1:
+            beside = f"median of {len(each)} runs ({' / '.join(f'{r:,.0f}' for r in each)}); " + beside
         rows.append((label, rate(run["events_per_s"]), beside, met))
     if kafka is not None:
         rows.append(("ceiling: bare confluent-kafka consumer + orjson, same topic", rate(kafka), "", ""))

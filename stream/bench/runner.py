@@ -4,7 +4,8 @@ Parts, in the order they run (``--only`` picks some):
 
 ===========  =====================================================================
 collector    events/s through the collector: one event per request, and batches
-worker       events/s through 1 (and 2, ``--workers 1,2``) worker processes, 10 rules
+worker       events/s through 1 (and 2, ``--workers 1,2``) worker processes, 10 rules;
+             ``--repeat`` runs each, the median reported
 ceilings     a bare Kafka consumer + orjson on the worker's topic; redis-benchmark -P 16
 endtoend     events/s from SDK batches through collector and worker
 sql          DuckDB recompute time over the worker's events, and its memberships
@@ -83,9 +84,12 @@ def run(args: argparse.Namespace, settings: Settings, command: str, progress: Pr
     def workers() -> dict[str, Any]:
         figures = results.setdefault("worker", {})  # runs done are kept if a later one fails
         for n in worker_counts:
-            done = worker.measure(env, records, n, progress)
-            figures[str(n)] = done.figures
-            runs[f"worker x{n}"] = (done, records)
+            done: list[WorkerRun] = []
+            for i in range(1, args.repeat + 1):
+                done.append(worker.measure(env, records, n, progress))
+                # every run is cleaned up afterwards, and its memberships checked against SQL
+                runs[f"worker x{n}" + (f", run {i}/{args.repeat}" if args.repeat > 1 else "")] = (done[-1], records)
+            figures[str(n)] = worker.median_run(done)
         return figures
 
     def end_to_end() -> dict[str, Any]:

@@ -198,11 +198,11 @@ def test_options_quick_and_defaults() -> None:
     parser = argparse.ArgumentParser()
     options.add_arguments(parser)
     full = options.resolve(parser.parse_args([]))
-    assert (full.events, full.customers, full.workers, full.rate) == (100_000, 12_500, "1,2", 2_000.0)
+    assert (full.events, full.customers, full.workers, full.rate, full.repeat) == (100_000, 12_500, "1,2", 2_000.0, 3)
     quick = options.resolve(parser.parse_args(["--quick", "--rate", "500"]))
-    assert (quick.events, quick.rate, quick.memory_customers) == (4_000, 500.0, 2_000)
+    assert (quick.events, quick.rate, quick.memory_customers, quick.repeat) == (4_000, 500.0, 2_000, 1)
     assert options.parts("sql, worker") == ["worker", "sql"]
-    for bad in (["--only", "nope"], ["--workers", "0"], ["--events", "5", "--customers", "9"]):
+    for bad in (["--only", "nope"], ["--workers", "0"], ["--events", "5", "--customers", "9"], ["--repeat", "0"]):
         with pytest.raises(ValueError):
             options.resolve(parser.parse_args(bad))
 
@@ -215,7 +215,13 @@ def full_results() -> dict[str, Any]:
     return {
         "collector": {"concurrency": 32, "single": {"events_per_s": 3000.0}, "batch": {"events_per_s": 20000.0, "batch_size": 100}},
         "worker": {
-            "1": {"events_per_s": 2500.0, "events": 100_000, "redis_commands_per_s": 8000.0, "redis_commands_per_event": 3.2},
+            "1": {
+                "events_per_s": 2500.0,
+                "runs_events_per_s": [2600.0, 2400.0, 2500.0],
+                "events": 100_000,
+                "redis_commands_per_s": 8000.0,
+                "redis_commands_per_event": 3.2,
+            },
             "2": {"events_per_s": 4000.0, "events": 100_000, "redis_commands_per_s": 12000.0, "redis_commands_per_event": 3.0},
         },
         "ceilings": {"kafka_consumer": {"events_per_s": 250_000.0}, "redis_benchmark": {"pipeline": 16, "tests": {"SET": 5e5, "GET": 7e5}, "ops_per_s": 6e5}},
@@ -251,6 +257,7 @@ def test_table_has_a_row_per_figure_with_ratios() -> None:
     assert "1.0 % of the bare consumer" in text  # 2,500 of the consumer's 250,000 events/s
     assert "1.3 % of redis-benchmark" in text  # 8,000 of redis-benchmark's 600,000 ops/s
     assert "1.60× one worker" in text
+    assert "| 2,500 events/s | median of 3 runs (2,600 / 2,400 / 2,500); target >= 20,000;" in text
     assert "| SQL memberships = segstream's (worker x1) | yes | 2 memberships, in member sets and profiles |" in text
 
 
