@@ -5,7 +5,9 @@ For a batch of raw Kafka messages — each one event or an envelope of several
 processor
 
 1. parses each event (one it cannot use goes to the dead-letter topic with the reason);
-2. groups them by customer and loads those profiles in one Redis round trip;
+2. groups them by customer and loads those profiles in one Redis round trip — the write that
+   also carries the previous slice's commits, behind the loads: Redis applies them while this
+   slice is stepped (a customer they commit continues from the profile just decided);
 3. per customer, skips messages whose offset is already applied (redelivery after
    a crash or rebalance), applies the rest, evaluates every rule at "now" and
    decides the membership changes (``stream.output.changes.decide``);
@@ -400,22 +402,21 @@ class Processor:
         before anything of this slice is sent.
         """
         now = self.clock()
-        carried = held.carried if held is not None else {}
-        loaded, exchange = await self.store.load_ahead([cid for cid in work if cid not in carried], held.staged if held else None)
+        carried, before = (held.carried, held.staged) if held is not None else ({}, None)
+        loaded, exchange = await self.store.load_ahead([cid for cid in work if cid not in carried], before)
         try:
             loaded.update((cid, carried[cid]) for cid in work.keys() & carried.keys())
             commits, unchanged = self._decide(work, loaded, now, counters)
-            refused = await self.store.refused(held.staged if held else None, exchange)
+            refused = await self.store.refused(before, exchange)
         finally:
             await exchange.close()
         if held is not None:
             self._committed(held.staged.commits, refused, held.work)
-        if refused:
-            assert held is not None
-            redo = {cid: Work(held.work[cid].partition, held.work[cid].items + (work[cid].items if cid in work else [])) for cid in refused}
-            commits = [c for c in commits if c.customer_id not in redo]
-            unchanged = [p for p in unchanged if p.customer_id not in redo]
-            await self._settle(redo)
+            if refused:
+                redo = {cid: Work(held.work[cid].partition, held.work[cid].items + (work[cid].items if cid in work else [])) for cid in refused}
+                commits = [c for c in commits if c.customer_id not in redo]
+                unchanged = [p for p in unchanged if p.customer_id not in redo]
+                await self._settle(redo)
         staged = self.store.stage(commits, now, [c.loaded.profile for c in commits] + unchanged, counters)
         return Held(work, staged, {c.customer_id: Loaded(c.loaded.version + 1, c.loaded.profile) for c in commits})
 
