@@ -113,16 +113,16 @@ class Commit:
         """Everything this commit puts in the outbox, changes first."""
         return [*self.changes, *self.training, *self.deletions, *self.routed]
 
-    @cached_property
-    def payloads(self) -> list[Payload]:
-        """Each outbound entry with its record, encoded once for the outbox and for Kafka."""
-        return [(e, e.to_bytes()) for e in self.outbound]
-
     #: The loaded profile's customer id (read often: a field, not a property).
     customer_id: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer_id = self.loaded.profile.customer_id
+
+    @cached_property
+    def payloads(self) -> list[Payload]:
+        """Each outbound entry with its record, encoded once for the outbox and for Kafka."""
+        return [(e, e.to_bytes()) for e in self.outbound]
 
 
 @dataclass
@@ -149,7 +149,8 @@ class ProfileStore:
 
     ``bulk``, when given, is a client without a per-reply socket timeout for the
     per-batch round trips (load, commit, confirm; see :mod:`stream.state.pipeline`):
-    each whole round trip is bounded instead, which spares a timer per reply.
+    each part of a round trip (its write, its replies) is bounded instead, which spares
+    a timer per reply.
     Commands that touch one cross-customer key (a partition's timers or pending
     markers, a segment's member set) are grouped into one command per key.
     """
@@ -172,7 +173,7 @@ class ProfileStore:
         """Read the profiles of ``customer_ids``, sending ``staged``'s commits right behind in the same write.
 
         Returns once the profiles are read; Redis runs the commits meanwhile, and their
-        replies wait in the returned exchange for :meth:`refused` (which closes it). The
+        replies wait in the returned exchange for :meth:`refused`; the caller closes it. The
         profiles are read before the commits are applied: a caller must not load a
         customer that ``staged`` commits.
         """
@@ -188,12 +189,8 @@ class ProfileStore:
             raise
 
     async def refused(self, staged: Staged | None, exchange: Exchange) -> list[str]:
-        """Read the replies of ``staged``'s commits sent by :meth:`load_ahead` and close the exchange;
-        the ids whose version moved."""
-        try:
-            return staged.refused(await exchange.read(len(staged.commands))) if staged is not None else []
-        finally:
-            await exchange.close()
+        """Read the replies of ``staged``'s commits sent by :meth:`load_ahead`; the ids whose version moved."""
+        return staged.refused(await exchange.read(len(staged.commands))) if staged is not None else []
 
     def _gets(self, customer_ids: Sequence[str]) -> list[Command]:
         return [(b"GET", keys.profile(self.ns, cid)) for cid in customer_ids]

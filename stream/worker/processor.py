@@ -146,8 +146,6 @@ class Held:
 
     work: dict[str, Work]
     staged: Staged
-    #: The committed customers' profiles as the next slice must see them (the version the commit sets).
-    carried: dict[str, Loaded]
 
 
 class Rejected(ValueError):
@@ -308,7 +306,7 @@ class Processor:
         self.critical = parse_critical(settings.critical_fields)
         # One customer step at a time in this process: batches, timers and
         # recovery interleave at await points and must publish in seq order.
-        self.lock = asyncio.Lock()
+        self._lock = asyncio.Lock()
         self.topics = {
             Change: settings.changes_topic,
             TrainingRecord: settings.training_topic,
@@ -335,20 +333,20 @@ class Processor:
             for part in slices(messages, self.settings.batch_max, sizes):
                 work, counters = await self._parse(part)
                 if not locked:
-                    await self.lock.acquire()
+                    await self._lock.acquire()
                     locked = True
                 held = await self._overlapped(held, work, counters)
                 if self._waiting:  # timers, recovery or a rule change want their turn
                     landing, held = held, None
                     await self._land(landing)
-                    self.lock.release()
+                    self._lock.release()
                     locked = False
             if held is not None:
                 landing, held = held, None
                 await self._land(landing)
         finally:
             if locked:
-                self.lock.release()
+                self._lock.release()
         await self.published()
         return sizes
 
@@ -358,13 +356,13 @@ class Processor:
         a batch in progress lets the holder in at its next slice."""
         self._waiting += 1
         try:
-            await self.lock.acquire()
+            await self._lock.acquire()
         finally:
             self._waiting -= 1
         try:
             yield
         finally:
-            self.lock.release()
+            self._lock.release()
 
     async def _parse(self, messages: list[Message]) -> tuple[dict[str, Work], dict[str, int]]:
         """The usable events of a slice grouped by customer, and its data-quality counters;
@@ -402,10 +400,11 @@ class Processor:
         before anything of this slice is sent.
         """
         now = self.clock()
-        carried, before = (held.carried, held.staged) if held is not None else ({}, None)
-        loaded, exchange = await self.store.load_ahead([cid for cid in work if cid not in carried], before)
+        before = held.staged if held is not None else None
+        committing = {c.customer_id: c.loaded for c in before.commits} if before is not None else {}
+        loaded, exchange = await self.store.load_ahead([cid for cid in work if cid not in committing], before)
         try:
-            loaded.update((cid, carried[cid]) for cid in work.keys() & carried.keys())
+            loaded.update((cid, Loaded(committing[cid].version + 1, committing[cid].profile)) for cid in work.keys() & committing.keys())
             commits, unchanged = self._decide(work, loaded, now, counters)
             refused = await self.store.refused(before, exchange)
         finally:
@@ -417,8 +416,7 @@ class Processor:
                 commits = [c for c in commits if c.customer_id not in redo]
                 unchanged = [p for p in unchanged if p.customer_id not in redo]
                 await self._settle(redo)
-        staged = self.store.stage(commits, now, [c.loaded.profile for c in commits] + unchanged, counters)
-        return Held(work, staged, {c.customer_id: Loaded(c.loaded.version + 1, c.loaded.profile) for c in commits})
+        return Held(work, self.store.stage(commits, now, [c.loaded.profile for c in commits] + unchanged, counters))
 
     async def _land(self, held: Held) -> None:
         """Send ``held``'s commits and publish what they commit (redoing refused customers)."""
